@@ -1,0 +1,153 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// duration reads "60s"-style strings.
+type duration struct{ time.Duration }
+
+func (d *duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (use forms like \"60s\", \"1h\")", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// config mirrors config.toml. Every key has a default (see defaultConfig)
+// so a minimal file works.
+type config struct {
+	Server struct {
+		Name    string   `toml:"name"`
+		Network string   `toml:"network"`
+		MOTD    string   `toml:"motd"`
+		Listen  []string `toml:"listen"`
+	} `toml:"server"`
+	Channel struct {
+		Name          string `toml:"name"`
+		Topic         string `toml:"topic"`
+		AnnounceLimit int    `toml:"announce_limit"`
+	} `toml:"channel"`
+	Accounts struct {
+		UsersFile   string   `toml:"users_file"`
+		MaxFailures int      `toml:"max_failures"`
+		Lockout     duration `toml:"lockout"`
+		Guests      bool     `toml:"guests"`
+		OnDuplicate string   `toml:"on_duplicate"`
+	} `toml:"accounts"`
+	Store struct {
+		Path         string `toml:"path"`
+		MailboxLimit int    `toml:"mailbox_limit"`
+	} `toml:"store"`
+	Presence struct {
+		Recent duration `toml:"recent"`
+	} `toml:"presence"`
+	Limits struct {
+		SendQ               int      `toml:"sendq"`
+		RegistrationTimeout duration `toml:"registration_timeout"`
+		PingInterval        duration `toml:"ping_interval"`
+		PingTimeout         duration `toml:"ping_timeout"`
+	} `toml:"limits"`
+	Log struct {
+		Level  string `toml:"level"`
+		Format string `toml:"format"`
+	} `toml:"log"`
+}
+
+func defaultConfig() config {
+	var c config
+	c.Server.Name = "irc.localhost"
+	c.Server.Network = "LobbyNet"
+	c.Server.Listen = []string{"127.0.0.1:6667"}
+	c.Channel.Name = "#lobby"
+	c.Accounts.UsersFile = "users.txt"
+	c.Accounts.MaxFailures = 3
+	c.Accounts.Lockout.Duration = 60 * time.Second
+	c.Accounts.OnDuplicate = "reject"
+	c.Store.Path = "data/ircd.db"
+	c.Store.MailboxLimit = 1000
+	c.Presence.Recent.Duration = time.Hour
+	c.Limits.SendQ = 1 << 20
+	c.Limits.RegistrationTimeout.Duration = 60 * time.Second
+	c.Limits.PingInterval.Duration = 120 * time.Second
+	c.Limits.PingTimeout.Duration = 60 * time.Second
+	c.Log.Level = "info"
+	c.Log.Format = "text"
+	return c
+}
+
+// loadConfig reads path over the defaults. Unknown keys and bad values
+// are errors naming the key; relative paths are resolved against the
+// config file's folder.
+func loadConfig(path string) (config, error) {
+	c := defaultConfig()
+	md, err := toml.DecodeFile(path, &c)
+	if err != nil {
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	var problems []string
+	for _, k := range md.Undecoded() {
+		problems = append(problems, fmt.Sprintf("unknown key %q", k.String()))
+	}
+	check := func(ok bool, key, format string, args ...any) {
+		if !ok {
+			problems = append(problems, key+": "+fmt.Sprintf(format, args...))
+		}
+	}
+	check(c.Server.Name != "" && !strings.ContainsAny(c.Server.Name, " :!@"), "server.name", "must be a host-like name, got %q", c.Server.Name)
+	check(c.Server.Network != "" && !strings.ContainsAny(c.Server.Network, " "), "server.network", "must be one word, got %q", c.Server.Network)
+	check(len(c.Server.Listen) > 0, "server.listen", "needs at least one address")
+	check(len(c.Channel.Name) > 1 && c.Channel.Name[0] == '#' && !strings.ContainsAny(c.Channel.Name, " ,\x07"), "channel.name", "must start with # and have no spaces or commas, got %q", c.Channel.Name)
+	check(c.Channel.AnnounceLimit >= 0, "channel.announce_limit", "must be >= 0")
+	check(c.Accounts.UsersFile != "", "accounts.users_file", "must be set")
+	check(c.Accounts.MaxFailures >= 1, "accounts.max_failures", "must be >= 1, got %d", c.Accounts.MaxFailures)
+	check(c.Accounts.Lockout.Duration > 0, "accounts.lockout", "must be > 0")
+	check(c.Accounts.OnDuplicate == "reject" || c.Accounts.OnDuplicate == "replace", "accounts.on_duplicate", "must be \"reject\" or \"replace\", got %q", c.Accounts.OnDuplicate)
+	check(c.Store.Path != "", "store.path", "must be set")
+	check(c.Store.MailboxLimit >= 0, "store.mailbox_limit", "must be >= 0 (0 = no limit)")
+	check(c.Presence.Recent.Duration > 0, "presence.recent", "must be > 0")
+	check(c.Limits.SendQ >= 4096, "limits.sendq", "must be at least 4096 bytes")
+	check(c.Limits.RegistrationTimeout.Duration > 0, "limits.registration_timeout", "must be > 0")
+	check(c.Limits.PingInterval.Duration > 0, "limits.ping_interval", "must be > 0")
+	check(c.Limits.PingTimeout.Duration > 0, "limits.ping_timeout", "must be > 0")
+	_, lerr := parseLevel(c.Log.Level)
+	check(lerr == nil, "log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	check(c.Log.Format == "text" || c.Log.Format == "json", "log.format", "must be \"text\" or \"json\", got %q", c.Log.Format)
+	if len(problems) > 0 {
+		return c, fmt.Errorf("%s: %s", path, strings.Join(problems, "; "))
+	}
+	dir := filepath.Dir(path)
+	c.Accounts.UsersFile = resolve(dir, c.Accounts.UsersFile)
+	c.Store.Path = resolve(dir, c.Store.Path)
+	return c, nil
+}
+
+func resolve(dir, p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info", "":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, errors.New("unknown level")
+}

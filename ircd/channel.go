@@ -1,0 +1,153 @@
+package ircd
+
+import (
+	"strings"
+	"sync"
+	"time"
+)
+
+// form is the set of capabilities that change how a relayed line is
+// encoded. A broadcast is encoded at most once per form in use.
+type form uint8
+
+const (
+	formTime form = 1 << iota
+	formAccount
+	formTags
+	numForms = 1 << iota
+)
+
+func formOf(c *client) form {
+	caps := c.caps.Load()
+	var f form
+	if caps&capServerTime != 0 {
+		f |= formTime
+	}
+	if caps&capAccountTag != 0 {
+		f |= formAccount
+	}
+	if caps&capMessageTags != 0 {
+		f |= formTags
+	}
+	return f
+}
+
+// tagString builds the tags a recipient of form f gets for a line sent by
+// sender at t. clientTags are the sender's client-only tags (already
+// encoded), relayed only to message-tags clients.
+func (f form) tagString(t time.Time, sender *client, clientTags string) string {
+	var b strings.Builder
+	add := func(s string) {
+		if b.Len() > 0 {
+			b.WriteByte(';')
+		}
+		b.WriteString(s)
+	}
+	if f&formAccount != 0 && sender != nil && sender.account != "" {
+		add("account=" + sender.account)
+	}
+	if f&formTags != 0 && clientTags != "" {
+		add(clientTags)
+	}
+	if f&formTime != 0 {
+		add("time=" + formatTime(t))
+	}
+	return b.String()
+}
+
+// channel is the one shared room.
+type channel struct {
+	name    string
+	created time.Time
+
+	mu      sync.RWMutex
+	topic   string
+	topicBy string
+	topicAt time.Time
+	members map[*client]struct{}
+}
+
+func newChannel(name, topic, setBy string, created time.Time) *channel {
+	return &channel{name: name, created: created, topic: topic, topicBy: setBy, topicAt: created,
+		members: make(map[*client]struct{})}
+}
+
+func validChannelName(name string) bool {
+	return len(name) > 1 && len(name) <= 50 && name[0] == '#' && !strings.ContainsAny(name, " ,\x07\x00\r\n")
+}
+
+func (ch *channel) add(c *client) bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if _, ok := ch.members[c]; ok {
+		return false
+	}
+	ch.members[c] = struct{}{}
+	return true
+}
+
+func (ch *channel) remove(c *client) bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if _, ok := ch.members[c]; !ok {
+		return false
+	}
+	delete(ch.members, c)
+	return true
+}
+
+func (ch *channel) has(c *client) bool {
+	ch.mu.RLock()
+	defer ch.mu.RUnlock()
+	_, ok := ch.members[c]
+	return ok
+}
+
+func (ch *channel) size() int {
+	ch.mu.RLock()
+	defer ch.mu.RUnlock()
+	return len(ch.members)
+}
+
+func (ch *channel) list() []*client {
+	ch.mu.RLock()
+	defer ch.mu.RUnlock()
+	out := make([]*client, 0, len(ch.members))
+	for c := range ch.members {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (ch *channel) topicInfo() (topic, by string, at time.Time) {
+	ch.mu.RLock()
+	defer ch.mu.RUnlock()
+	return ch.topic, ch.topicBy, ch.topicAt
+}
+
+// broadcast queues a line to every member except those silencing sender;
+// the sender itself gets it only if echo. build encodes the line for one
+// form and is called at most once per form. Queues never block, so
+// holding the read lock here costs writers only the fan-out time.
+func (ch *channel) broadcast(sender *client, echo bool, build func(form) []byte) {
+	var cache [numForms][]byte
+	ch.mu.RLock()
+	defer ch.mu.RUnlock()
+	for m := range ch.members {
+		if m == sender && !echo {
+			continue
+		}
+		if m != sender && sender != nil && m.silences(sender) {
+			continue
+		}
+		f := formOf(m)
+		line := cache[f]
+		if line == nil {
+			line = build(f)
+			cache[f] = line
+		}
+		if len(line) > 0 {
+			m.out.push(line)
+		}
+	}
+}

@@ -1,0 +1,279 @@
+package ircd
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/irc.v4"
+)
+
+// join adds c to the channel, announces it and sends topic and names.
+func (s *Server) join(c *client) {
+	if !s.channel.add(c) {
+		return
+	}
+	t := s.now()
+	quiet := s.cfg.AnnounceLimit > 0 && s.channel.size() > s.cfg.AnnounceLimit
+	build := func(extended bool, f form) []byte {
+		params := []string{s.cfg.Channel}
+		if extended {
+			acct := c.account
+			if acct == "" {
+				acct = "*"
+			}
+			params = append(params, acct, c.realname)
+		}
+		return appendMessage(nil, f.tagString(t, c, ""), c.prefix, "JOIN", params...)
+	}
+	if quiet {
+		c.out.push(build(c.has(capExtendedJoin), formOf(c)))
+	} else {
+		// extended-join changes the line, so encode per (form, extended).
+		var plain, ext [numForms][]byte
+		for _, m := range s.channel.list() {
+			if m != c && m.silences(c) {
+				continue
+			}
+			f := formOf(m)
+			cache := &plain
+			if m.has(capExtendedJoin) {
+				cache = &ext
+			}
+			if cache[f] == nil {
+				cache[f] = build(cache == &ext, f)
+			}
+			m.out.push(cache[f])
+		}
+	}
+	c.sendTopic(false)
+	c.sendNames()
+}
+
+func handleJOIN(c *client, m *irc.Message) {
+	s := c.srv
+	if m.Params[0] == "0" {
+		c.part("Left all channels")
+		return
+	}
+	for _, name := range strings.Split(m.Params[0], ",") {
+		if name == "" {
+			continue
+		}
+		if !strings.EqualFold(name, s.cfg.Channel) {
+			c.reply(irc.ERR_NOSUCHCHANNEL, name, "No such channel (this server has one channel: "+s.cfg.Channel+")")
+			continue
+		}
+		s.join(c)
+	}
+}
+
+func handlePART(c *client, m *irc.Message) {
+	s := c.srv
+	for _, name := range strings.Split(m.Params[0], ",") {
+		if !strings.EqualFold(name, s.cfg.Channel) {
+			c.reply(irc.ERR_NOSUCHCHANNEL, name, "No such channel")
+			continue
+		}
+		reason := ""
+		if len(m.Params) > 1 {
+			reason = sanitize(m.Params[1])
+		}
+		if !s.channel.has(c) {
+			c.reply(irc.ERR_NOTONCHANNEL, s.cfg.Channel, "You're not on that channel")
+			continue
+		}
+		c.part(reason)
+	}
+}
+
+func (c *client) part(reason string) {
+	s := c.srv
+	if !s.channel.has(c) {
+		return
+	}
+	t := s.now()
+	params := []string{s.cfg.Channel}
+	if reason != "" {
+		params = append(params, reason)
+	}
+	// The leaver always sees its own PART, so send before removing.
+	s.channel.broadcast(c, true, func(f form) []byte {
+		return appendMessage(nil, f.tagString(t, c, ""), c.prefix, "PART", params...)
+	})
+	s.channel.remove(c)
+}
+
+func (c *client) sendTopic(explicit bool) {
+	s := c.srv
+	topic, by, at := s.channel.topicInfo()
+	if topic == "" {
+		if explicit {
+			c.reply(irc.RPL_NOTOPIC, s.cfg.Channel, "No topic is set")
+		}
+		return
+	}
+	c.reply(irc.RPL_TOPIC, s.cfg.Channel, topic)
+	c.reply(rplTopicWhoTime, s.cfg.Channel, by, strconv.FormatInt(at.Unix(), 10))
+}
+
+func (c *client) sendNames() {
+	s := c.srv
+	members := s.channel.list()
+	sortClients(members)
+	names := make([]string, 0, len(members))
+	for _, m := range members {
+		if c.has(capUserhostInNames) {
+			names = append(names, m.prefix)
+		} else {
+			names = append(names, m.nick)
+		}
+	}
+	head := len(s.cfg.ServerName) + len(c.nick) + len(s.cfg.Channel) + 20
+	for _, chunk := range chunkWords(names, maxMessageLen-head) {
+		c.reply(irc.RPL_NAMREPLY, "=", s.cfg.Channel, chunk)
+	}
+	c.reply(irc.RPL_ENDOFNAMES, s.cfg.Channel, "End of /NAMES list")
+}
+
+// chunkWords joins words with spaces into strings of at most limit bytes.
+func chunkWords(words []string, limit int) []string {
+	var out []string
+	var b strings.Builder
+	for _, w := range words {
+		if b.Len() > 0 && b.Len()+1+len(w) > limit {
+			out = append(out, b.String())
+			b.Reset()
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(w)
+	}
+	if b.Len() > 0 {
+		out = append(out, b.String())
+	}
+	return out
+}
+
+func handleNAMES(c *client, m *irc.Message) {
+	s := c.srv
+	if len(m.Params) == 0 || strings.EqualFold(m.Params[0], s.cfg.Channel) {
+		c.sendNames()
+		return
+	}
+	c.reply(irc.RPL_ENDOFNAMES, m.Params[0], "End of /NAMES list")
+}
+
+func handleTOPIC(c *client, m *irc.Message) {
+	s := c.srv
+	if !strings.EqualFold(m.Params[0], s.cfg.Channel) {
+		c.reply(irc.ERR_NOSUCHCHANNEL, m.Params[0], "No such channel")
+		return
+	}
+	if len(m.Params) > 1 {
+		c.reply(irc.ERR_CHANOPRIVSNEEDED, s.cfg.Channel, "The topic is set by the server's configuration")
+		return
+	}
+	c.sendTopic(true)
+}
+
+func handleLIST(c *client, m *irc.Message) {
+	s := c.srv
+	c.reply(irc.RPL_LISTSTART, "Channel", "Users  Name")
+	if len(m.Params) == 0 || strings.Contains(","+strings.ToLower(m.Params[0])+",", ","+strings.ToLower(s.cfg.Channel)+",") || strings.HasPrefix(m.Params[0], ">") || strings.HasPrefix(m.Params[0], "<") {
+		topic, _, _ := s.channel.topicInfo()
+		c.reply(irc.RPL_LIST, s.cfg.Channel, strconv.Itoa(s.channel.size()), topic)
+	}
+	c.reply(irc.RPL_LISTEND, "End of /LIST")
+}
+
+func handleMODE(c *client, m *irc.Message) {
+	s := c.srv
+	target := m.Params[0]
+	if strings.HasPrefix(target, "#") {
+		if !strings.EqualFold(target, s.cfg.Channel) {
+			c.reply(irc.ERR_NOSUCHCHANNEL, target, "No such channel")
+			return
+		}
+		if len(m.Params) == 1 {
+			c.reply(irc.RPL_CHANNELMODEIS, s.cfg.Channel, "+nt")
+			c.reply(rplCreationTime, s.cfg.Channel, strconv.FormatInt(s.created.Unix(), 10))
+			return
+		}
+		modes := strings.TrimLeft(m.Params[1], "+")
+		switch modes {
+		case "b":
+			c.reply(irc.RPL_ENDOFBANLIST, s.cfg.Channel, "End of channel ban list")
+		case "e":
+			c.reply(irc.RPL_ENDOFEXCEPTLIST, s.cfg.Channel, "End of channel exception list")
+		case "I":
+			c.reply(irc.RPL_ENDOFINVITELIST, s.cfg.Channel, "End of channel invite list")
+		default:
+			c.reply(irc.ERR_CHANOPRIVSNEEDED, s.cfg.Channel, "Channel modes are fixed on this server")
+		}
+		return
+	}
+	if !strings.EqualFold(target, c.nick) {
+		if s.lookup(target) == nil {
+			c.reply(irc.ERR_NOSUCHNICK, target, "No such nick/channel")
+		} else {
+			c.reply(irc.ERR_USERSDONTMATCH, "Can't change mode for other users")
+		}
+		return
+	}
+	if len(m.Params) == 1 {
+		c.reply(irc.RPL_UMODEIS, "+i")
+		return
+	}
+	// Every user is +i already; accept +i/-i quietly as other servers
+	// do for modes that are not settable, and refuse unknown letters.
+	for _, r := range strings.Trim(m.Params[1], "+-") {
+		if r != 'i' && r != '+' && r != '-' {
+			c.reply(irc.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
+			return
+		}
+	}
+}
+
+func handleAWAY(c *client, m *irc.Message) {
+	s := c.srv
+	msg := ""
+	if len(m.Params) > 0 {
+		msg = sanitize(m.Params[0])
+	}
+	if len(msg) > 200 {
+		msg = msg[:200]
+	}
+	params := []string{}
+	if msg == "" {
+		c.away.Store(nil)
+		c.reply(irc.RPL_UNAWAY, "You are no longer marked as being away")
+	} else {
+		c.away.Store(&msg)
+		c.reply(irc.RPL_NOWAWAY, "You have been marked as being away")
+		params = append(params, msg)
+	}
+	t := s.now()
+	var cache [numForms][]byte
+	for _, mem := range s.channel.list() {
+		if mem == c || !mem.has(capAwayNotify) || mem.silences(c) {
+			continue
+		}
+		f := formOf(mem)
+		if cache[f] == nil {
+			cache[f] = appendMessage(nil, f.tagString(t, c, ""), c.prefix, "AWAY", params...)
+		}
+		mem.out.push(cache[f])
+	}
+}
+
+func handleVERSION(c *client, _ *irc.Message) {
+	cfg := &c.srv.cfg
+	c.reply(irc.RPL_VERSION, cfg.Version, cfg.ServerName, "IRC chat server with offline messages")
+	c.isupport()
+}
+
+func handleTIME(c *client, _ *irc.Message) {
+	c.reply(irc.RPL_TIME, c.srv.cfg.ServerName, c.srv.now().UTC().Format(time.RFC1123))
+}

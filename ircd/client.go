@@ -1,0 +1,299 @@
+package ircd
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gopkg.in/irc.v4"
+
+	"github.com/lobbychat/ircd/accounts"
+)
+
+// capability bits, read by other goroutines during fan-out.
+const (
+	capServerTime uint32 = 1 << iota
+	capMessageTags
+	capEchoMessage
+	capMultiPrefix
+	capAwayNotify
+	capAccountTag
+	capExtendedJoin
+	capCapNotify
+	capUserhostInNames
+	capBatch
+	capSASL
+)
+
+var capNames = []struct {
+	name string
+	bit  uint32
+}{
+	{"account-tag", capAccountTag},
+	{"away-notify", capAwayNotify},
+	{"batch", capBatch},
+	{"cap-notify", capCapNotify},
+	{"echo-message", capEchoMessage},
+	{"extended-join", capExtendedJoin},
+	{"message-tags", capMessageTags},
+	{"multi-prefix", capMultiPrefix},
+	{"sasl", capSASL},
+	{"server-time", capServerTime},
+	{"userhost-in-names", capUserhostInNames},
+}
+
+// client is one connection. Fields under "reader-owned" are touched only
+// by the connection's own goroutine; the rest are set before the client
+// is published in Server.users and read-only after, or atomic.
+type client struct {
+	srv  *Server
+	nc   net.Conn
+	id   uint64
+	host string
+	out  *sendQueue
+
+	// Identity, fixed at registration.
+	nick     string
+	key      string // folded nick
+	user     string
+	realname string
+	account  string // "" for guests
+	prefix   string // nick!user@host
+
+	caps    atomic.Uint32
+	away    atomic.Pointer[string]
+	silence atomic.Pointer[silenceList]
+	quitMsg atomic.Pointer[string]
+	signon  time.Time
+	idle    atomic.Int64 // unix seconds of the last message sent
+
+	// reader-owned
+	registered  bool
+	capBlocking bool
+	pass        *string
+	pendingNick string
+	gotUser     bool
+	sasl        saslState
+	authFailed  string // closing ERROR text after a failed SASL attempt
+	replayToken string
+	replayUpTo  uint64
+	pingSent    bool
+	monitoring  map[string]string // folded -> as given
+
+	quitOnce sync.Once
+}
+
+func (s *Server) newClient(nc net.Conn) *client {
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		nc.Close()
+		return nil
+	}
+	s.nextID++
+	c := &client{srv: s, nc: nc, id: s.nextID, host: hostOf(nc.RemoteAddr())}
+	c.out = newSendQueue(nc, s.cfg.SendQ, s.cfg.WriteTimeout, func() { c.quit("SendQ exceeded", "SendQ exceeded") })
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	return c
+}
+
+func hostOf(a net.Addr) string {
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return "unknown"
+	}
+	if strings.HasPrefix(host, ":") {
+		host = "0" + host // a leading ':' would end the prefix early
+	}
+	return host
+}
+
+func (c *client) has(bit uint32) bool { return c.caps.Load()&bit != 0 }
+
+// name is what replies address the client as: its nick or "*".
+func (c *client) name() string {
+	if c.nick != "" {
+		return c.nick
+	}
+	return "*"
+}
+
+func (c *client) sendLine(line []byte) { c.out.push(line) }
+
+// send queues a message from prefix (the server if empty).
+func (c *client) send(prefix, command string, params ...string) {
+	if prefix == "" {
+		prefix = c.srv.cfg.ServerName
+	}
+	tags := ""
+	if c.has(capServerTime) {
+		tags = "time=" + formatTime(c.srv.now())
+	}
+	c.out.push(appendMessage(nil, tags, prefix, command, params...))
+}
+
+// reply sends a numeric addressed to the client.
+func (c *client) reply(numeric string, params ...string) {
+	c.send("", numeric, append([]string{c.name()}, params...)...)
+}
+
+func (c *client) notice(text string) { c.send("", "NOTICE", c.name(), text) }
+
+func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// quit ends the connection from any goroutine: the client is told why
+// with ERROR, others see QUIT with reason.
+func (c *client) quit(reason, errorText string) {
+	c.quitOnce.Do(func() {
+		c.quitMsg.Store(&reason)
+		c.out.closeAfter(appendMessage(nil, "", "", "ERROR", "Closing link: "+errorText))
+	})
+}
+
+// serve is the connection's reader: it reads lines and runs their
+// commands in order, then cleans up.
+func (c *client) serve() {
+	s := c.srv
+	defer s.wg.Done()
+	defer c.cleanup()
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic in connection", "conn", c.id, "panic", r, "stack", string(debug.Stack()))
+			c.quit("Internal error", "internal error")
+		}
+	}()
+	lr := &lineReader{r: c.nc}
+	connected := s.now()
+	for {
+		c.setReadDeadline(connected)
+		line, err := lr.readLine()
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				if !c.registered {
+					c.quit("Registration timed out", "Registration timed out")
+					return
+				}
+				if !c.pingSent {
+					c.pingSent = true
+					c.send("", "PING", s.cfg.ServerName)
+					continue
+				}
+				c.quit(fmt.Sprintf("Ping timeout: %d seconds", int((s.cfg.PingInterval+s.cfg.PingTimeout).Seconds())), "Ping timeout")
+				return
+			}
+			if errors.Is(err, errLineFlood) {
+				c.quit("Input line too long", "Input line too long")
+				return
+			}
+			c.quit("Connection closed", "Connection closed")
+			return
+		}
+		c.pingSent = false
+		if len(line) == 0 {
+			continue
+		}
+		if tooLong(line) {
+			c.reply(errInputTooLong, "Input line was too long")
+			continue
+		}
+		c.handleLine(string(line))
+		lr.shrink()
+		if c.quitMsg.Load() != nil {
+			return
+		}
+	}
+}
+
+func (c *client) setReadDeadline(connected time.Time) {
+	cfg := &c.srv.cfg
+	var d time.Time
+	switch {
+	case !c.registered:
+		d = connected.Add(cfg.RegTimeout)
+	case c.pingSent:
+		d = time.Now().Add(cfg.PingTimeout)
+	default:
+		d = time.Now().Add(cfg.PingInterval)
+	}
+	c.nc.SetReadDeadline(d)
+}
+
+func (c *client) handleLine(raw string) {
+	msg, err := irc.ParseMessage(raw)
+	if err != nil {
+		return // tags or prefix with nothing after them: nothing to answer
+	}
+	if c.registered {
+		c.idle.Store(c.srv.now().Unix())
+	}
+	c.dispatch(msg, raw)
+}
+
+// cleanup runs once when the reader ends: the client leaves every shared
+// structure, others are told, and its last-seen time is recorded.
+func (c *client) cleanup() {
+	s := c.srv
+	if c.quitMsg.Load() == nil {
+		c.quit("Connection closed", "Connection closed")
+	}
+	reason := *c.quitMsg.Load()
+	if c.registered {
+		lock := s.mailLock(c.key)
+		lock.Lock()
+		s.mu.Lock()
+		if s.users[c.key] == c {
+			delete(s.users, c.key)
+			s.lastSeen[c.key] = s.now()
+		}
+		s.mu.Unlock()
+		lock.Unlock()
+		if s.channel.remove(c) {
+			s.announceQuit(c, reason)
+		}
+		s.notifyMonitors(c, false)
+		if c.account != "" {
+			if err := s.store.SetLastSeen(map[string]time.Time{c.key: s.now()}); err != nil {
+				s.log.Error("persisting last-seen", "account", c.account, "err", err)
+			}
+		}
+		s.log.Info("disconnect", "nick", c.nick, "addr", c.host, "reason", reason)
+	}
+	s.unmonitorAll(c)
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	// Wait for the final flush (bounded by the write timeout) so ERROR
+	// reaches the peer before the socket closes.
+	select {
+	case <-c.out.done:
+	case <-time.After(s.cfg.WriteTimeout + time.Second):
+		c.nc.Close()
+	}
+}
+
+func (s *Server) announceQuit(c *client, reason string) {
+	if s.cfg.AnnounceLimit > 0 && s.channel.size() >= s.cfg.AnnounceLimit {
+		return
+	}
+	t := s.now()
+	s.channel.broadcast(c, false, func(f form) []byte {
+		return appendMessage(nil, f.tagString(t, c, ""), c.prefix, "QUIT", "Quit: "+reason)
+	})
+}
+
+// identity of a registered client for the welcome and masks.
+func (c *client) setIdentity(nick, user, account string) {
+	c.nick = nick
+	c.key = accounts.Fold(nick)
+	c.user = user
+	c.account = account
+	c.prefix = nick + "!" + user + "@" + c.host
+}

@@ -1,0 +1,249 @@
+package ircd
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/irc.v4"
+
+	"github.com/lobbychat/ircd/accounts"
+	"github.com/lobbychat/ircd/store"
+)
+
+const maxTargets = 4
+
+func handlePRIVMSG(c *client, m *irc.Message) { c.message("PRIVMSG", m) }
+func handleNOTICE(c *client, m *irc.Message)  { c.message("NOTICE", m) }
+
+func (c *client) message(command string, m *irc.Message) {
+	notice := command == "NOTICE"
+	if len(m.Params) == 0 {
+		if !notice {
+			c.reply(irc.ERR_NORECIPIENT, "No recipient given ("+command+")")
+		}
+		return
+	}
+	if len(m.Params) < 2 || m.Params[1] == "" {
+		if !notice {
+			c.reply(irc.ERR_NOTEXTTOSEND, "No text to send")
+		}
+		return
+	}
+	targets := strings.Split(m.Params[0], ",")
+	if len(targets) > maxTargets {
+		if !notice {
+			c.reply(irc.ERR_TOOMANYTARGETS, m.Params[0], "Too many targets")
+		}
+		return
+	}
+	tags := clientTags(m.Tags)
+	for _, t := range targets {
+		if t != "" {
+			c.privmsg(command, t, m.Params[1], tags)
+		}
+	}
+}
+
+func handleTAGMSG(c *client, m *irc.Message) {
+	tags := clientTags(m.Tags)
+	if tags == "" {
+		return
+	}
+	for _, t := range strings.Split(m.Params[0], ",") {
+		c.privmsg("TAGMSG", t, "", tags)
+	}
+}
+
+// clientTags keeps the client-only tags (those starting with '+'),
+// re-encoded, for relaying to message-tags clients.
+func clientTags(tags irc.Tags) string {
+	var b strings.Builder
+	for k, v := range tags {
+		if !strings.HasPrefix(k, "+") || len(k) > 64 || strings.ContainsAny(k, "; =") {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(';')
+		}
+		b.WriteString(k)
+		if v != "" {
+			b.WriteByte('=')
+			b.WriteString(irc.EncodeTagValue(sanitize(v)))
+		}
+	}
+	return b.String()
+}
+
+// privmsg routes one message to the channel or a user. command is
+// PRIVMSG, NOTICE or TAGMSG (text empty).
+func (c *client) privmsg(command, target, text, tags string) {
+	notice := command != "PRIVMSG"
+	text = sanitize(text)
+	if command != "TAGMSG" && text == "" {
+		if !notice {
+			c.reply(irc.ERR_NOTEXTTOSEND, "No text to send")
+		}
+		return
+	}
+	s := c.srv
+	params := []string{target, text}
+	if command == "TAGMSG" {
+		params = params[:1]
+	}
+	if strings.HasPrefix(target, "#") {
+		if !strings.EqualFold(target, s.cfg.Channel) {
+			if !notice {
+				c.reply(irc.ERR_NOSUCHCHANNEL, target, "No such channel (this server has one channel: "+s.cfg.Channel+")")
+			}
+			return
+		}
+		if !s.channel.has(c) {
+			if !notice {
+				c.reply(irc.ERR_CANNOTSENDTOCHAN, s.cfg.Channel, "Cannot send to channel (you are not in it; /join "+s.cfg.Channel+")")
+			}
+			return
+		}
+		params[0] = s.cfg.Channel
+		t := s.now()
+		s.channel.broadcast(c, c.has(capEchoMessage), func(f form) []byte {
+			if command == "TAGMSG" && f&formTags == 0 {
+				return []byte{} // non-nil: cached as "nothing to send"
+			}
+			return appendMessage(nil, f.tagString(t, c, tags), c.prefix, command, params...)
+		})
+		return
+	}
+	s.deliver(c, command, target, text, tags)
+}
+
+// deliver sends a private message to a user: live if online, else stored
+// for the account. This is the one place that decides, so a cluster mode
+// can replace it.
+func (s *Server) deliver(from *client, command, target, text, tags string) {
+	notice := command != "PRIVMSG"
+	key := accounts.Fold(target)
+	lock := s.mailLock(key)
+	lock.RLock()
+	s.mu.RLock()
+	to := s.users[key]
+	silenced := s.silencedBy(key, from)
+	s.mu.RUnlock()
+
+	if to != nil {
+		if !silenced {
+			t := s.now()
+			params := []string{to.nick, text}
+			if command == "TAGMSG" {
+				params = params[:1]
+			}
+			f := formOf(to)
+			if command != "TAGMSG" || f&formTags != 0 {
+				to.out.push(appendMessage(nil, f.tagString(t, from, tags), from.prefix, command, params...))
+			}
+			if from.has(capEchoMessage) && to != from {
+				ff := formOf(from)
+				from.out.push(appendMessage(nil, ff.tagString(t, from, tags), from.prefix, command, params...))
+			}
+		}
+		lock.RUnlock()
+		if away := to.away.Load(); away != nil && !notice && command == "PRIVMSG" {
+			from.reply(irc.RPL_AWAY, to.nick, *away)
+		}
+		return
+	}
+	defer lock.RUnlock()
+
+	canonical, isAccount := s.accounts.DB().Lookup(target)
+	if !isAccount || command == "TAGMSG" {
+		if !notice {
+			from.reply(irc.ERR_NOSUCHNICK, target, "No such nick/channel")
+		}
+		return
+	}
+	offline := canonical + " is offline; your message will be delivered when they log in"
+	if silenced {
+		// The sender must not learn they are silenced: same reply, no store.
+		if !notice {
+			from.reply(irc.RPL_AWAY, canonical, offline)
+		}
+		return
+	}
+	_, err := s.store.Append(key, store.Message{From: from.prefix, Command: command, Text: text, Time: s.now()})
+	switch {
+	case errors.Is(err, store.ErrMailboxFull):
+		from.reply(errCantSendToUser, canonical, canonical+"'s mailbox is full; your message was not stored")
+		return
+	case err != nil:
+		s.log.Error("storing offline message", "to", canonical, "err", err)
+		from.reply(errCantSendToUser, canonical, "Your message could not be stored; please try again later")
+		return
+	}
+	if from.has(capEchoMessage) {
+		ff := formOf(from)
+		from.out.push(appendMessage(nil, ff.tagString(s.now(), from, tags), from.prefix, command, canonical, text))
+	}
+	if !notice {
+		from.reply(irc.RPL_AWAY, canonical, offline)
+	}
+}
+
+// replayOffline queues the client's stored messages, oldest first, then a
+// PING whose PONG acknowledges them. Called with the mail lock held.
+func (c *client) replayOffline() {
+	if c.account == "" {
+		return
+	}
+	s := c.srv
+	msgs, err := s.store.Pending(c.key)
+	if err != nil {
+		s.log.Error("reading offline messages", "account", c.account, "err", err)
+		c.notice("Your stored messages could not be read; they are kept for your next login")
+		return
+	}
+	if len(msgs) == 0 {
+		return
+	}
+	f := formOf(c)
+	for _, m := range msgs {
+		text := m.Text
+		if f&formTime == 0 {
+			text = "[" + m.Time.UTC().Format("2006-01-02 15:04:05") + " UTC] " + text
+		}
+		tags := ""
+		if f&formTime != 0 {
+			tags = "time=" + formatTime(m.Time)
+		}
+		if f&formAccount != 0 {
+			if nick, _, ok := strings.Cut(m.From, "!"); ok {
+				tags = joinTags("account="+nick, tags)
+			}
+		}
+		c.out.push(appendMessage(nil, tags, m.From, m.Command, c.nick, text))
+	}
+	c.replayUpTo = msgs[len(msgs)-1].ID
+	c.replayToken = "replay-" + strconv.FormatUint(c.replayUpTo, 10) + "-" + strconv.FormatInt(time.Now().UnixNano()%1e6, 10)
+	c.send("", "PING", c.replayToken)
+}
+
+func joinTags(a, b string) string {
+	if a == "" {
+		return b
+	}
+	if b == "" {
+		return a
+	}
+	return a + ";" + b
+}
+
+// ackReplay deletes the replayed messages once the client has shown, by
+// answering the PING queued after them, that it read them.
+func (c *client) ackReplay() {
+	s := c.srv
+	if err := s.store.Ack(c.key, c.replayUpTo); err != nil {
+		s.log.Error("deleting delivered offline messages", "account", c.account, "err", err)
+		return
+	}
+	c.replayToken, c.replayUpTo = "", 0
+}

@@ -1,0 +1,412 @@
+package ircd
+
+import (
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/irc.v4"
+
+	"github.com/lobbychat/ircd/accounts"
+)
+
+const unauthorized = "Unauthorized (bad account or password)"
+
+func (c *client) capLS() string {
+	var names []string
+	for _, cn := range capNames {
+		if cn.name == "sasl" {
+			names = append(names, "sasl=PLAIN")
+			continue
+		}
+		names = append(names, cn.name)
+	}
+	return strings.Join(names, " ")
+}
+
+func capBit(name string) uint32 {
+	for _, cn := range capNames {
+		if cn.name == name {
+			return cn.bit
+		}
+	}
+	return 0
+}
+
+func handleCAP(c *client, m *irc.Message) {
+	sub := strings.ToUpper(m.Params[0])
+	switch sub {
+	case "LS":
+		if !c.registered {
+			c.capBlocking = true
+		}
+		if v, err := strconv.Atoi(m.Param(1)); err == nil && v >= 302 {
+			c.caps.Or(capCapNotify) // implied by 302
+		}
+		ls := c.capLS()
+		if !c.has(capCapNotify) {
+			ls = strings.ReplaceAll(ls, "sasl=PLAIN", "sasl")
+		}
+		c.send("", "CAP", c.name(), "LS", ls)
+	case "LIST":
+		var on []string
+		for _, cn := range capNames {
+			if c.has(cn.bit) {
+				on = append(on, cn.name)
+			}
+		}
+		c.send("", "CAP", c.name(), "LIST", strings.Join(on, " "))
+	case "REQ":
+		if len(m.Params) < 2 {
+			c.reply(irc.ERR_NEEDMOREPARAMS, "CAP", "Not enough parameters")
+			return
+		}
+		if !c.registered {
+			c.capBlocking = true
+		}
+		var add, del uint32
+		ok := true
+		for _, name := range strings.Fields(m.Params[1]) {
+			remove := strings.HasPrefix(name, "-")
+			bit := capBit(strings.TrimPrefix(name, "-"))
+			if bit == 0 || (remove && bit == capCapNotify) {
+				ok = false
+				break
+			}
+			if remove {
+				del |= bit
+			} else {
+				add |= bit
+			}
+		}
+		if !ok {
+			c.send("", "CAP", c.name(), "NAK", m.Params[1])
+			return
+		}
+		for {
+			old := c.caps.Load()
+			if c.caps.CompareAndSwap(old, (old|add)&^del) {
+				break
+			}
+		}
+		c.send("", "CAP", c.name(), "ACK", m.Params[1])
+	case "END":
+		if !c.registered {
+			c.capBlocking = false
+			c.maybeRegister()
+		}
+	default:
+		c.reply(errUnknownSubcmd, sub, "Invalid CAP command")
+	}
+}
+
+func handlePASS(c *client, m *irc.Message) {
+	if c.registered {
+		c.reply(irc.ERR_ALREADYREGISTERED, "You may not reregister")
+		return
+	}
+	pw := m.Params[0]
+	c.pass = &pw
+}
+
+func handleNICK(c *client, m *irc.Message) {
+	nick := m.Params[0]
+	if nick == "" {
+		c.reply(irc.ERR_NONICKNAMEGIVEN, "No nickname given")
+		return
+	}
+	if c.registered {
+		if nick != c.nick {
+			c.reply(errCantChangeNick, nick, "Cannot change nickname: your nick is your account name")
+		}
+		return
+	}
+	if !accounts.ValidName(nick) {
+		c.reply(irc.ERR_ERRONEUSNICKNAME, nick, "Erroneous nickname")
+		return
+	}
+	c.pendingNick = nick
+	c.maybeRegister()
+}
+
+func handleUSER(c *client, m *irc.Message) {
+	if c.registered {
+		c.reply(irc.ERR_ALREADYREGISTERED, "You may not reregister")
+		return
+	}
+	c.user = userName(m.Params[0])
+	c.realname = sanitize(m.Params[3])
+	c.gotUser = true
+	c.maybeRegister()
+}
+
+// userName keeps an ident usable in a nick!user@host mask.
+func userName(u string) string {
+	u = strings.TrimLeft(u, "~")
+	var b strings.Builder
+	for _, r := range u {
+		if r > ' ' && r < 0x7f && r != '@' && r != '!' && r != ':' {
+			b.WriteRune(r)
+		}
+		if b.Len() >= 10 {
+			break
+		}
+	}
+	if b.Len() == 0 {
+		return "user"
+	}
+	return b.String()
+}
+
+type saslState struct {
+	started bool
+	buf     strings.Builder
+	account string // set once authenticated
+}
+
+const saslMaxBytes = 1200
+
+func handleAUTHENTICATE(c *client, m *irc.Message) {
+	if c.registered || c.sasl.account != "" {
+		c.reply(irc.ERR_SASLALREADY, "You have already authenticated using SASL")
+		return
+	}
+	arg := m.Params[0]
+	if arg == "*" {
+		c.sasl = saslState{}
+		c.reply(irc.ERR_SASLABORTED, "SASL authentication aborted")
+		return
+	}
+	if !c.sasl.started {
+		if strings.ToUpper(arg) != "PLAIN" {
+			c.reply(irc.RPL_SASLMECHS, "PLAIN", "are available SASL mechanisms")
+			c.reply(irc.ERR_SASLFAIL, "SASL authentication failed")
+			return
+		}
+		c.sasl.started = true
+		c.send("", "AUTHENTICATE", "+")
+		return
+	}
+	if arg != "+" {
+		c.sasl.buf.WriteString(arg)
+	}
+	if c.sasl.buf.Len() > saslMaxBytes {
+		c.sasl = saslState{}
+		c.reply(irc.ERR_SASLTOOLONG, "SASL message too long")
+		return
+	}
+	if len(arg) == 400 {
+		return // more chunks follow
+	}
+	payload, err := base64.StdEncoding.DecodeString(c.sasl.buf.String())
+	c.sasl = saslState{}
+	if err != nil {
+		c.reply(irc.ERR_SASLFAIL, "SASL authentication failed: invalid base64")
+		return
+	}
+	parts := strings.Split(string(payload), "\x00")
+	if len(parts) != 3 || (parts[0] != "" && accounts.Fold(parts[0]) != accounts.Fold(parts[1])) {
+		c.reply(irc.ERR_SASLFAIL, "SASL authentication failed: malformed PLAIN payload")
+		return
+	}
+	account, refusal := c.authenticate(parts[1], parts[2])
+	if refusal != "" {
+		c.authFailed = refusal
+		c.reply(irc.ERR_SASLFAIL, "SASL authentication failed")
+		return
+	}
+	c.sasl.account = account
+	c.reply(irc.RPL_LOGGEDIN, account+"!"+account+"@"+c.host, account, "You are now logged in as "+account)
+	c.reply(irc.RPL_SASLSUCCESS, "SASL authentication successful")
+}
+
+// authenticate checks a password and returns the account, or the text
+// for the closing ERROR.
+func (c *client) authenticate(name, password string) (account, refusal string) {
+	s := c.srv
+	canonical, res, retry := s.accounts.Authenticate(name, password)
+	switch res {
+	case accounts.OK:
+		s.log.Info("login ok", "account", canonical, "addr", c.host)
+		return canonical, ""
+	case accounts.LockedOut:
+		s.log.Warn("login refused: locked", "account", name, "addr", c.host)
+		secs := int((retry + time.Second - 1) / time.Second)
+		return "", fmt.Sprintf("Unauthorized (too many failed logins, retry in %ds)", secs)
+	default:
+		s.log.Warn("login failed", "account", name, "addr", c.host)
+		if _, locked := s.accounts.Lockout().Locked(name); locked {
+			s.log.Warn("lockout started", "account", name)
+		}
+		return "", unauthorized
+	}
+}
+
+// splitPass reads PASS as "account:password" when that is what it means:
+// the part before ':' is a valid name and is either the NICK given or
+// NICK is not an account (so a password containing ':' still works).
+func (c *client) splitPass(nick, pass string) (account, password string) {
+	if i := strings.IndexByte(pass, ':'); i > 0 {
+		name := pass[:i]
+		if accounts.ValidName(name) {
+			if accounts.Fold(name) == accounts.Fold(nick) {
+				return name, pass[i+1:]
+			}
+			if _, isAccount := c.srv.accounts.DB().Lookup(nick); !isAccount {
+				return name, pass[i+1:]
+			}
+		}
+	}
+	return nick, pass
+}
+
+func (c *client) refuse(numericText, errorText string) {
+	c.send("", irc.ERR_PASSWDMISMATCH, "*", numericText)
+	c.quit(errorText, errorText)
+}
+
+// maybeRegister logs the client in once NICK and USER are in and CAP
+// negotiation (if any) has ended.
+func (c *client) maybeRegister() {
+	if c.registered || c.pendingNick == "" || !c.gotUser || c.capBlocking || c.quitMsg.Load() != nil {
+		return
+	}
+	s := c.srv
+	nick := c.pendingNick
+	var account string
+	switch {
+	case c.authFailed != "":
+		c.refuse("Password incorrect", c.authFailed)
+		return
+	case c.sasl.account != "":
+		account = c.sasl.account
+	case c.pass != nil:
+		name, pw := c.splitPass(nick, *c.pass)
+		acct, refusal := c.authenticate(name, pw)
+		if refusal != "" {
+			text := "Password incorrect"
+			if refusal != unauthorized {
+				text = "Too many failed logins; try again later"
+			}
+			c.refuse(text, refusal)
+			return
+		}
+		account = acct
+	default:
+		if _, isAccount := s.accounts.DB().Lookup(nick); s.cfg.Guests && !isAccount {
+			break // guest
+		}
+		c.refuse("Password required", "Unauthorized (login required: send PASS <password> with NICK <account>, or use SASL PLAIN)")
+		return
+	}
+	if account != "" {
+		nick = account
+	}
+	c.setIdentity(nick, c.user, account)
+	c.completeRegistration()
+}
+
+// completeRegistration claims the nick, sends the welcome burst, joins the
+// channel and replays stored messages. The recipient's mail lock is held
+// throughout so that a concurrent sender either queues to this session
+// after the replay or stores a message the replay sees.
+func (c *client) completeRegistration() {
+	s := c.srv
+	lock := s.mailLock(c.key)
+	lock.Lock()
+	defer lock.Unlock()
+
+	s.mu.Lock()
+	if old := s.users[c.key]; old != nil {
+		if c.account == "" {
+			s.mu.Unlock()
+			c.reply(irc.ERR_NICKNAMEINUSE, c.nick, "Nickname is already in use")
+			c.pendingNick = ""
+			return
+		}
+		if s.cfg.OnDuplicate != "replace" {
+			s.mu.Unlock()
+			s.log.Info("login refused: already logged in", "account", c.account, "addr", c.host)
+			text := "account " + c.account + " is already logged in"
+			c.quit(text, text)
+			return
+		}
+		delete(s.users, c.key)
+		s.mu.Unlock()
+		// The old session leaves now, so its QUIT precedes our JOIN.
+		old.quit("Logged in from elsewhere", "Logged in from elsewhere")
+		if s.channel.remove(old) {
+			s.announceQuit(old, "Logged in from elsewhere")
+		}
+		s.mu.Lock()
+	}
+	s.users[c.key] = c
+	delete(s.lastSeen, c.key)
+	s.mu.Unlock()
+
+	c.registered = true
+	c.signon = s.now()
+	c.idle.Store(c.signon.Unix())
+	if acct := c.account; acct != "" {
+		s.mu.RLock()
+		c.silence.Store(s.silences[c.key])
+		s.mu.RUnlock()
+	}
+	c.welcome()
+	s.join(c)
+	s.notifyMonitors(c, true)
+	c.replayOffline()
+}
+
+func (c *client) welcome() {
+	s := c.srv
+	cfg := &s.cfg
+	c.reply(irc.RPL_WELCOME, fmt.Sprintf("Welcome to the %s IRC Network %s", cfg.Network, c.prefix))
+	c.reply(irc.RPL_YOURHOST, fmt.Sprintf("Your host is %s, running version %s", cfg.ServerName, cfg.Version))
+	c.reply(irc.RPL_CREATED, "This server was created "+s.created.UTC().Format(time.RFC1123))
+	c.reply(irc.RPL_MYINFO, cfg.ServerName, cfg.Version, "i", "nt")
+	c.isupport()
+	c.lusers()
+	c.motd()
+}
+
+func (c *client) isupport() {
+	cfg := &c.srv.cfg
+	tokens := []string{
+		"AWAYLEN=200", "CASEMAPPING=ascii", "CHANLIMIT=#:1", "CHANMODES=,,,nt",
+		"CHANNELLEN=50", "CHANTYPES=#", "LINELEN=512", "MONITOR=" + strconv.Itoa(cfg.MonitorLimit),
+		"NETWORK=" + cfg.Network, "NICKLEN=30", "PREFIX=(ov)@+",
+		"SILENCE=" + strconv.Itoa(cfg.SilenceLimit), "TARGMAX=PRIVMSG:4,NOTICE:4,TAGMSG:4,JOIN:,PART:,WHOIS:1,MONITOR:",
+		"TOPICLEN=390", "UTF8ONLY",
+	}
+	for len(tokens) > 0 {
+		n := min(len(tokens), 12)
+		params := append(append([]string{}, tokens[:n]...), "are supported by this server")
+		c.reply(irc.RPL_ISUPPORT, params...)
+		tokens = tokens[n:]
+	}
+}
+
+func (c *client) lusers() {
+	n := strconv.Itoa(c.srv.onlineCount())
+	c.reply(irc.RPL_LUSERCLIENT, "There are "+n+" users and 0 invisible on 1 servers")
+	c.reply(irc.RPL_LUSERCHANNELS, "1", "channels formed")
+	c.reply(irc.RPL_LUSERME, "I have "+n+" clients and 0 servers")
+	c.reply(rplLocalUsers, n, n, "Current local users "+n+", max "+n)
+	c.reply(rplGlobalUsers, n, n, "Current global users "+n+", max "+n)
+}
+
+func (c *client) motd() {
+	cfg := &c.srv.cfg
+	if strings.TrimSpace(cfg.MOTD) == "" {
+		c.reply(irc.ERR_NOMOTD, "MOTD File is missing")
+		return
+	}
+	c.reply(irc.RPL_MOTDSTART, "- "+cfg.ServerName+" Message of the day - ")
+	for _, line := range strings.Split(strings.TrimRight(cfg.MOTD, "\n"), "\n") {
+		c.reply(irc.RPL_MOTD, "- "+line)
+	}
+	c.reply(irc.RPL_ENDOFMOTD, "End of /MOTD command.")
+}

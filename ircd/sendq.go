@@ -1,0 +1,125 @@
+package ircd
+
+import (
+	"net"
+	"sync"
+	"time"
+)
+
+// sendQueue holds encoded lines waiting for one connection's socket. No
+// goroutine is parked on it: the first enqueue after the queue ran dry
+// starts a short-lived flusher that writes everything queued with one
+// writev per round and exits when the queue is empty. Lines are shared,
+// immutable byte slices (a broadcast is encoded once per form).
+type sendQueue struct {
+	conn    net.Conn
+	limit   int
+	timeout time.Duration // per-write deadline, so a dead peer cannot pin a flusher
+
+	mu       sync.Mutex
+	lines    [][]byte
+	bytes    int
+	flushing bool
+	closing  bool // no more lines accepted; close the socket after the last flush
+	closed   bool
+	onFull   func() // called (once, without locks held) when the limit is passed
+	done     chan struct{}
+}
+
+func newSendQueue(conn net.Conn, limit int, timeout time.Duration, onFull func()) *sendQueue {
+	return &sendQueue{conn: conn, limit: limit, timeout: timeout, onFull: onFull, done: make(chan struct{})}
+}
+
+// push queues one line. It never blocks on the network.
+func (q *sendQueue) push(line []byte) {
+	q.mu.Lock()
+	if q.closing {
+		q.mu.Unlock()
+		return
+	}
+	if q.limit > 0 && q.bytes+len(line) > q.limit {
+		// Drop what is queued: the peer is not reading, and the ERROR
+		// line that follows must not wait behind megabytes of backlog.
+		q.lines, q.bytes = nil, 0
+		onFull := q.onFull
+		q.onFull = nil
+		q.mu.Unlock()
+		if onFull != nil {
+			onFull()
+		}
+		return
+	}
+	q.lines = append(q.lines, line)
+	q.bytes += len(line)
+	start := !q.flushing
+	q.flushing = true
+	q.mu.Unlock()
+	if start {
+		go q.flush()
+	}
+}
+
+// closeAfter queues a final line (may be nil) and closes the socket once
+// everything before it is written.
+func (q *sendQueue) closeAfter(last []byte) {
+	q.mu.Lock()
+	if q.closing {
+		q.mu.Unlock()
+		return
+	}
+	if last != nil {
+		q.lines = append(q.lines, last)
+		q.bytes += len(last)
+	}
+	q.closing = true
+	start := !q.flushing
+	q.flushing = true
+	q.mu.Unlock()
+	if start {
+		go q.flush()
+	}
+}
+
+func (q *sendQueue) flush() {
+	var spare [][]byte
+	for {
+		q.mu.Lock()
+		if len(q.lines) == 0 {
+			q.flushing = false
+			finish := q.closing && !q.closed
+			if finish {
+				q.closed = true
+			}
+			q.mu.Unlock()
+			if finish {
+				q.conn.Close()
+				close(q.done)
+			}
+			return
+		}
+		batch := q.lines
+		q.lines, q.bytes = spare[:0], 0
+		q.mu.Unlock()
+
+		if q.timeout > 0 {
+			q.conn.SetWriteDeadline(time.Now().Add(q.timeout))
+		}
+		bufs := net.Buffers(batch)
+		if _, err := bufs.WriteTo(q.conn); err != nil {
+			q.mu.Lock()
+			q.lines, q.bytes, q.closing = nil, 0, true
+			q.mu.Unlock()
+			// Closing the socket wakes the reader, which cleans up.
+			q.conn.Close()
+		}
+		clear(batch)
+		spare = batch
+	}
+}
+
+// pending reports queued bytes (for tests and metrics).
+func (q *sendQueue) pending() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.bytes
+}

@@ -1,0 +1,319 @@
+// Package ircd is the chat server: listeners, connections, registration,
+// the command table, the one channel, presence and silence lists.
+package ircd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/lobbychat/ircd/accounts"
+	"github.com/lobbychat/ircd/store"
+)
+
+// Store is the durable state the server needs. It is an interface so a
+// clustered store can replace the embedded one without touching handlers.
+type Store interface {
+	Append(to string, m store.Message) (store.Message, error)
+	Pending(to string) ([]store.Message, error)
+	Ack(to string, upTo uint64) error
+	AddSilence(account, mask string) (bool, error)
+	RemoveSilence(account, mask string) (bool, error)
+	AllSilences() (map[string][]string, error)
+	SetLastSeen(seen map[string]time.Time) error
+	LastSeen() (map[string]time.Time, error)
+	Close() error
+}
+
+// Config is everything the server takes from config.toml, as plain values.
+type Config struct {
+	ServerName string
+	Network    string
+	MOTD       string // may hold several lines
+	Version    string
+
+	Channel string
+	Topic   string
+
+	Guests      bool
+	OnDuplicate string // "reject" or "replace"
+
+	Recent        time.Duration // WHOLASTHR window
+	LastSeenFlush time.Duration // how often online users' last-seen is persisted
+	SilenceLimit  int
+	MonitorLimit  int
+	AnnounceLimit int // above this many members, JOIN/QUIT are not announced; 0 = always
+	SendQ         int
+	WriteTimeout  time.Duration
+	RegTimeout    time.Duration
+	PingInterval  time.Duration
+	PingTimeout   time.Duration
+	Logger        *slog.Logger
+	Now           func() time.Time // injectable clock
+}
+
+func (c *Config) setDefaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.ServerName, "irc.localhost")
+	def(&c.Network, "LobbyNet")
+	def(&c.Version, "lobbyircd-0.1")
+	def(&c.Channel, "#lobby")
+	def(&c.OnDuplicate, "reject")
+	dur := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	dur(&c.Recent, time.Hour)
+	dur(&c.LastSeenFlush, 30*time.Second)
+	dur(&c.WriteTimeout, 30*time.Second)
+	dur(&c.RegTimeout, 60*time.Second)
+	dur(&c.PingInterval, 120*time.Second)
+	dur(&c.PingTimeout, 60*time.Second)
+	if c.SilenceLimit <= 0 {
+		c.SilenceLimit = 32
+	}
+	if c.MonitorLimit <= 0 {
+		c.MonitorLimit = 100
+	}
+	if c.SendQ <= 0 {
+		c.SendQ = 1 << 20
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Server is one chat server. Several can run in one process.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	accounts *accounts.Accounts
+	store    Store
+	created  time.Time
+	channel  *channel
+
+	// mail serialises a recipient's login (claim + replay) against
+	// senders deciding between live delivery and storing, so a message
+	// is either queued to the live session or found by the replay.
+	mail [64]sync.RWMutex
+
+	mu        sync.RWMutex
+	users     map[string]*client            // folded nick -> registered client
+	conns     map[*client]struct{}          // every open connection
+	lastSeen  map[string]time.Time          // folded nick -> when they left
+	silences  map[string]*silenceList       // folded account -> its list
+	monitors  map[string]map[*client]string // folded target -> watchers
+	listeners map[net.Listener]struct{}
+	shutdown  bool
+	nextID    uint64
+
+	wg       sync.WaitGroup // connections
+	stop     chan struct{}
+	stopOnce sync.Once
+	bg       sync.WaitGroup // background loops
+}
+
+// New creates a server. It loads silence lists and last-seen times from
+// the store; it does not listen until Serve.
+func New(cfg Config, acc *accounts.Accounts, st Store) (*Server, error) {
+	cfg.setDefaults()
+	if !validChannelName(cfg.Channel) {
+		return nil, fmt.Errorf("invalid channel name %q", cfg.Channel)
+	}
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		accounts:  acc,
+		store:     st,
+		created:   cfg.Now(),
+		users:     make(map[string]*client),
+		conns:     make(map[*client]struct{}),
+		silences:  make(map[string]*silenceList),
+		monitors:  make(map[string]map[*client]string),
+		listeners: make(map[net.Listener]struct{}),
+		stop:      make(chan struct{}),
+	}
+	s.channel = newChannel(cfg.Channel, cfg.Topic, cfg.ServerName, s.created)
+	seen, err := st.LastSeen()
+	if err != nil {
+		return nil, fmt.Errorf("loading last-seen times: %w", err)
+	}
+	s.lastSeen = seen
+	all, err := st.AllSilences()
+	if err != nil {
+		return nil, fmt.Errorf("loading silence lists: %w", err)
+	}
+	for acct, masks := range all {
+		s.silences[acct] = newSilenceList(masks)
+	}
+	s.bg.Add(1)
+	go s.lastSeenLoop()
+	return s, nil
+}
+
+func (s *Server) now() time.Time { return s.cfg.Now() }
+
+func (s *Server) mailLock(key string) *sync.RWMutex {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return &s.mail[h.Sum32()%uint32(len(s.mail))]
+}
+
+// Serve accepts connections on l until Shutdown or an accept error.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			select {
+			case <-s.stop:
+				return ErrServerClosed
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Out of file descriptors and the like: wait, as net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		c := s.newClient(nc)
+		if c == nil {
+			continue
+		}
+		go c.serve()
+	}
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("ircd: server closed")
+
+// Shutdown stops accepting, tells every client, waits for their queues to
+// drain (or ctx to end), records everyone's last-seen time and closes the
+// store.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.mu.Lock()
+	s.shutdown = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	conns := make([]*client, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.quit("Server shutting down", "Server shutting down")
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); s.bg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		for _, c := range conns {
+			c.nc.Close()
+		}
+	}
+	s.flushLastSeen()
+	if cerr := s.store.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// lastSeenLoop persists "now" for every online user periodically, so that
+// after a crash WHOLASTHR still counts them as seen at about that moment.
+func (s *Server) lastSeenLoop() {
+	defer s.bg.Done()
+	t := time.NewTicker(s.cfg.LastSeenFlush)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.flushLastSeen()
+		}
+	}
+}
+
+func (s *Server) flushLastSeen() {
+	now := s.now()
+	s.mu.RLock()
+	seen := make(map[string]time.Time, len(s.users))
+	for key, c := range s.users {
+		if c.account != "" {
+			seen[key] = now
+		}
+	}
+	s.mu.RUnlock()
+	if len(seen) == 0 {
+		return
+	}
+	if err := s.store.SetLastSeen(seen); err != nil {
+		s.log.Error("persisting last-seen times", "err", err)
+	}
+}
+
+// lookup returns the registered client using nick, if any.
+func (s *Server) lookup(nick string) *client {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.users[accounts.Fold(nick)]
+}
+
+// onlineCount returns how many users are logged in.
+func (s *Server) onlineCount() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.users)
+}
+
+// AccountsChanged ends the sessions of accounts that no longer exist,
+// after the users file was reloaded.
+func (s *Server) AccountsChanged() {
+	db := s.accounts.DB()
+	s.mu.RLock()
+	var gone []*client
+	for _, c := range s.users {
+		if _, ok := db.Lookup(c.account); c.account != "" && !ok {
+			gone = append(gone, c)
+		}
+	}
+	s.mu.RUnlock()
+	for _, c := range gone {
+		c.quit("Account removed", "Unauthorized (account removed)")
+	}
+}

@@ -1,0 +1,178 @@
+package ircd
+
+import (
+	"slices"
+	"strings"
+
+	"gopkg.in/irc.v4"
+
+	"github.com/lobbychat/ircd/accounts"
+)
+
+// silenceList is an immutable, case-folded list of masks; a change makes
+// a new list, so fan-out reads it without locks.
+type silenceList struct {
+	masks []string
+}
+
+func newSilenceList(masks []string) *silenceList {
+	return &silenceList{masks: slices.Clone(masks)}
+}
+
+func (l *silenceList) matches(prefix string) bool {
+	if l == nil || len(l.masks) == 0 {
+		return false
+	}
+	p := accounts.Fold(prefix)
+	for _, m := range l.masks {
+		if wildMatch(m, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// silences reports whether c has silenced sender.
+func (c *client) silences(sender *client) bool {
+	return c.silence.Load().matches(sender.prefix)
+}
+
+// silencedBy reports whether the account key has silenced from, online or
+// not. Callers hold s.mu (read).
+func (s *Server) silencedBy(key string, from *client) bool {
+	return s.silences[key].matches(from.prefix)
+}
+
+// normalizeMask turns what a user typed into a full nick!user@host mask:
+// a bare nick means nick!*@*, as ircu does.
+func normalizeMask(m string) string {
+	m = accounts.Fold(m)
+	switch {
+	case !strings.ContainsAny(m, "!@"):
+		return m + "!*@*"
+	case !strings.Contains(m, "!"):
+		return "*!" + m
+	case !strings.Contains(m, "@"):
+		return m + "@*"
+	}
+	return m
+}
+
+func handleSILENCE(c *client, m *irc.Message) {
+	if len(m.Params) == 0 || m.Params[0] == "" {
+		c.listSilences()
+		return
+	}
+	for _, arg := range strings.Split(m.Params[0], ",") {
+		if arg != "" {
+			c.changeSilence(arg)
+		}
+	}
+}
+
+func (c *client) listSilences() {
+	for _, mask := range c.silence.Load().list() {
+		c.reply(rplSileList, c.nick, mask)
+	}
+	c.reply(rplEndOfSileList, c.nick, "End of Silence List")
+}
+
+func (l *silenceList) list() []string {
+	if l == nil {
+		return nil
+	}
+	return l.masks
+}
+
+// changeSilence applies "+mask" or "-mask" (a bare mask means add), saves
+// it, and confirms by echoing SILENCE as ircu does.
+func (c *client) changeSilence(arg string) {
+	s := c.srv
+	add := true
+	switch arg[0] {
+	case '+':
+		arg = arg[1:]
+	case '-':
+		add = false
+		arg = arg[1:]
+	}
+	if arg == "" || strings.ContainsAny(arg, " ,") || len(arg) > 200 {
+		c.reply(irc.ERR_NEEDMOREPARAMS, "SILENCE", "Give a nick or nick!user@host mask")
+		return
+	}
+	if c.account == "" {
+		c.notice("Guests cannot keep a silence list; log in with an account")
+		return
+	}
+	mask := normalizeMask(arg)
+	// Only this client's goroutine changes its own list (one session per
+	// account), so read-modify-write needs no lock beyond the map's.
+	cur := c.silence.Load().list()
+	if add {
+		if slices.Contains(cur, mask) {
+			c.send(c.prefix, "SILENCE", "+"+mask)
+			return
+		}
+		if len(cur) >= s.cfg.SilenceLimit {
+			c.reply(errSileListFull, mask, "Your silence list is full")
+			return
+		}
+		if _, err := s.store.AddSilence(c.key, mask); err != nil {
+			s.log.Error("saving silence list", "account", c.account, "err", err)
+			c.notice("Could not save your silence list; please try again")
+			return
+		}
+		c.setSilences(append(slices.Clone(cur), mask))
+		c.send(c.prefix, "SILENCE", "+"+mask)
+		return
+	}
+	i := slices.Index(cur, mask)
+	if i < 0 {
+		c.reply(errNotSilenced, mask, "That mask is not on your silence list")
+		return
+	}
+	if _, err := s.store.RemoveSilence(c.key, mask); err != nil {
+		s.log.Error("saving silence list", "account", c.account, "err", err)
+		c.notice("Could not save your silence list; please try again")
+		return
+	}
+	c.setSilences(slices.Delete(slices.Clone(cur), i, i+1))
+	c.send(c.prefix, "SILENCE", "-"+mask)
+}
+
+func (c *client) setSilences(masks []string) {
+	l := newSilenceList(masks)
+	s := c.srv
+	s.mu.Lock()
+	s.silences[c.key] = l
+	s.mu.Unlock()
+	c.silence.Store(l)
+}
+
+// wildMatch matches s against a glob with '*' and '?', both already
+// case-folded. Iterative with one backtrack point: linear in practice and
+// never exponential on hostile masks.
+func wildMatch(pattern, s string) bool {
+	p, i := 0, 0
+	star, mark := -1, 0
+	for i < len(s) {
+		switch {
+		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == s[i]):
+			p++
+			i++
+		case p < len(pattern) && pattern[p] == '*':
+			star, mark = p, i
+			p++
+		case star >= 0:
+			p = star + 1
+			mark++
+			i = mark
+		default:
+			return false
+		}
+	}
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
+}

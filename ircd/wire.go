@@ -1,0 +1,167 @@
+package ircd
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"unicode/utf8"
+)
+
+// Numerics that gopkg.in/irc.v4 leaves out of its constant table (it only
+// exports the RFC ones; these are the ircu/IRCv3 additions clients expect).
+const (
+	rplLocalUsers      = "265"
+	rplGlobalUsers     = "266"
+	rplCreationTime    = "329"
+	rplWhoisAccount    = "330"
+	rplTopicWhoTime    = "333"
+	rplSileList        = "271"
+	rplEndOfSileList   = "272"
+	errInputTooLong    = "417"
+	errCantChangeNick  = "447"
+	errSileListFull    = "511"
+	errCantSendToUser  = "531"
+	errNotSilenced     = "952"
+	rplWhoisActually   = "338"
+	rplWhoisHost       = "378"
+	errUnknownSubcmd   = "410"
+	rplISupportVersion = "005"
+)
+
+// Line bounds from IRCv3 message-tags: 512 bytes for the message itself
+// (CRLF included) plus up to 8191 bytes of tags and the space after them.
+const (
+	maxMessageLen = 512
+	maxTagsLen    = 8191
+	maxLineLen    = maxMessageLen + maxTagsLen + 1
+)
+
+// errLineFlood means the peer sent more than maxLineLen bytes without a
+// newline; there is no sane way to resynchronise, so the connection ends.
+var errLineFlood = errors.New("line exceeds bound without newline")
+
+// lineReader reads newline-terminated lines with a hard bound. Unlike
+// irc.Reader (bufio.Reader underneath), its buffer starts small and only
+// grows for long lines, so idle connections stay cheap.
+type lineReader struct {
+	r     io.Reader
+	buf   []byte
+	start int // first unread byte
+	end   int // one past the last buffered byte
+}
+
+const initialReadBuf = 512
+
+// readLine returns the next line without its line ending. The slice is
+// only valid until the next call.
+func (lr *lineReader) readLine() ([]byte, error) {
+	scanned := 0
+	for {
+		if i := indexByte(lr.buf[lr.start+scanned:lr.end], '\n'); i >= 0 {
+			line := lr.buf[lr.start : lr.start+scanned+i]
+			lr.start += scanned + i + 1
+			if lr.start == lr.end {
+				lr.start, lr.end = 0, 0
+			}
+			if n := len(line); n > 0 && line[n-1] == '\r' {
+				line = line[:n-1]
+			}
+			return line, nil
+		}
+		scanned = lr.end - lr.start
+		if scanned > maxLineLen {
+			return nil, errLineFlood
+		}
+		if lr.buf == nil {
+			lr.buf = make([]byte, initialReadBuf)
+		}
+		if lr.end == len(lr.buf) {
+			if lr.start > 0 {
+				copy(lr.buf, lr.buf[lr.start:lr.end])
+				lr.end -= lr.start
+				lr.start = 0
+			} else {
+				grown := make([]byte, min(2*len(lr.buf), maxLineLen+2))
+				copy(grown, lr.buf[:lr.end])
+				lr.buf = grown
+			}
+		}
+		n, err := lr.r.Read(lr.buf[lr.end:])
+		lr.end += n
+		if err != nil && n == 0 {
+			return nil, err
+		}
+	}
+}
+
+// shrink drops a buffer that grew for a long line once nothing is pending,
+// so one long line does not cost the connection memory forever.
+func (lr *lineReader) shrink() {
+	if lr.start == lr.end && len(lr.buf) > initialReadBuf {
+		lr.buf, lr.start, lr.end = nil, 0, 0
+	}
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// tooLong reports whether a line breaks the per-part bounds: tags at most
+// maxTagsLen, the rest at most maxMessageLen including the CRLF we removed.
+func tooLong(line []byte) bool {
+	rest := line
+	if len(line) > 0 && line[0] == '@' {
+		sp := indexByte(line, ' ')
+		if sp < 0 {
+			return len(line) > maxTagsLen
+		}
+		if sp > maxTagsLen {
+			return true
+		}
+		rest = line[sp+1:]
+	}
+	return len(rest)+2 > maxMessageLen
+}
+
+// sanitize makes untrusted text safe to relay: no NUL or CR (a bare CR
+// could smuggle a second line into clients that split on it) and valid
+// UTF-8, so one client's bytes cannot break another client's parser.
+func sanitize(s string) string {
+	if strings.IndexByte(s, 0) >= 0 || strings.IndexByte(s, '\r') >= 0 {
+		s = strings.NewReplacer("\x00", "", "\r", "").Replace(s)
+	}
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	return s
+}
+
+// appendMessage encodes one IRC line (with CRLF). tags is the already
+// encoded tag string without '@' (may be empty). The last parameter is
+// always sent as a trailing parameter when it could be ambiguous.
+func appendMessage(dst []byte, tags, prefix, command string, params ...string) []byte {
+	if tags != "" {
+		dst = append(dst, '@')
+		dst = append(dst, tags...)
+		dst = append(dst, ' ')
+	}
+	if prefix != "" {
+		dst = append(dst, ':')
+		dst = append(dst, prefix...)
+		dst = append(dst, ' ')
+	}
+	dst = append(dst, command...)
+	for i, p := range params {
+		dst = append(dst, ' ')
+		if i == len(params)-1 && (p == "" || p[0] == ':' || strings.IndexByte(p, ' ') >= 0) {
+			dst = append(dst, ':')
+		}
+		dst = append(dst, p...)
+	}
+	return append(dst, '\r', '\n')
+}
