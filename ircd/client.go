@@ -171,7 +171,7 @@ func (c *client) serve() {
 		}
 	}()
 	lr := &lineReader{r: c.nc}
-	connected := s.now()
+	connected := time.Now() // deadlines are wall-clock, not the injectable clock
 	for {
 		c.setReadDeadline(connected)
 		line, err := lr.readLine()

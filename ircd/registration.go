@@ -322,8 +322,9 @@ func (c *client) completeRegistration() {
 	if old := s.users[c.key]; old != nil {
 		if c.account == "" {
 			s.mu.Unlock()
-			c.reply(irc.ERR_NICKNAMEINUSE, c.nick, "Nickname is already in use")
-			c.pendingNick = ""
+			nick := c.nick
+			c.nick, c.key, c.prefix, c.pendingNick = "", "", "", ""
+			c.reply(irc.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
 			return
 		}
 		if s.cfg.OnDuplicate != "replace" {

@@ -143,7 +143,8 @@ func sanitize(s string) string {
 
 // appendMessage encodes one IRC line (with CRLF). tags is the already
 // encoded tag string without '@' (may be empty). The last parameter is
-// always sent as a trailing parameter when it could be ambiguous.
+// sent as a trailing one (":text"), as most servers do and some clients
+// expect, except the sole target of commands that name one.
 func appendMessage(dst []byte, tags, prefix, command string, params ...string) []byte {
 	if tags != "" {
 		dst = append(dst, '@')
@@ -158,10 +159,23 @@ func appendMessage(dst []byte, tags, prefix, command string, params ...string) [
 	dst = append(dst, command...)
 	for i, p := range params {
 		dst = append(dst, ' ')
-		if i == len(params)-1 && (p == "" || p[0] == ':' || strings.IndexByte(p, ' ') >= 0) {
+		if i == len(params)-1 && (p == "" || p[0] == ':' || strings.IndexByte(p, ' ') >= 0 || !bareTarget(command, i)) {
 			dst = append(dst, ':')
 		}
 		dst = append(dst, p...)
 	}
 	return append(dst, '\r', '\n')
+}
+
+// bareTarget reports whether parameter i of command is a lone target
+// (JOIN #lobby, SILENCE +mask) that clients expect without a colon.
+func bareTarget(command string, i int) bool {
+	if i != 0 {
+		return false
+	}
+	switch command {
+	case "JOIN", "PART", "SILENCE", "NICK", "TAGMSG", "AUTHENTICATE":
+		return true
+	}
+	return false
 }

@@ -1,0 +1,292 @@
+package ircd
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lobbychat/ircd/accounts"
+	"github.com/lobbychat/ircd/store"
+)
+
+const testUsers = `alice alicepw
+bob bobpw
+carol carolpw
+dave davepw
+`
+
+// fakeClock is the injectable clock: tests move time instead of sleeping.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+type testServer struct {
+	t      *testing.T
+	srv    *Server
+	addr   string
+	clock  *fakeClock
+	store  *store.Store
+	acc    *accounts.Accounts
+	dbPath string
+	cfg    Config
+	opts   storeOpts
+}
+
+type storeOpts struct {
+	mailboxLimit int
+}
+
+type option func(*Config, *storeOpts)
+
+func withConfig(f func(*Config)) option { return func(c *Config, _ *storeOpts) { f(c) } }
+func withMailboxLimit(n int) option      { return func(_ *Config, o *storeOpts) { o.mailboxLimit = n } }
+
+// startServer runs a real server on 127.0.0.1:0 with a fresh store.
+func startServer(t *testing.T, opts ...option) *testServer {
+	t.Helper()
+	ts := &testServer{t: t, clock: newFakeClock(), dbPath: filepath.Join(t.TempDir(), "data", "ircd.db")}
+	ts.cfg = Config{ServerName: "irc.test", Network: "TestNet", MOTD: "hello", Topic: "the topic"}
+	for _, o := range opts {
+		o(&ts.cfg, &ts.opts)
+	}
+	ts.cfg.Now = ts.clock.Now
+	db, err := accounts.Parse(strings.NewReader(testUsers), "users.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.acc = accounts.New(db, accounts.NewLockout(3, time.Minute, ts.clock.Now))
+	ts.start()
+	t.Cleanup(ts.stop)
+	return ts
+}
+
+func (ts *testServer) start() {
+	t := ts.t
+	t.Helper()
+	st, err := store.Open(ts.dbPath, store.Options{MailboxLimit: ts.opts.mailboxLimit, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(ts.cfg, ts.acc, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.srv, ts.store, ts.addr = srv, st, l.Addr().String()
+	go srv.Serve(l)
+}
+
+func (ts *testServer) stop() {
+	if ts.srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ts.srv.Shutdown(ctx); err != nil {
+		ts.t.Errorf("shutdown: %v", err)
+	}
+	ts.srv = nil
+}
+
+// restart stops the server and starts a new one on the same store file.
+func (ts *testServer) restart() {
+	ts.stop()
+	ts.start()
+}
+
+// testClient is a line-based IRC client for protocol tests.
+type testClient struct {
+	t    *testing.T
+	name string
+	conn net.Conn
+	r    *bufio.Reader
+	log  []string
+}
+
+const waitTime = 5 * time.Second
+
+func (ts *testServer) dial(name string) *testClient {
+	ts.t.Helper()
+	conn, err := net.DialTimeout("tcp", ts.addr, waitTime)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	ts.t.Cleanup(func() { conn.Close() })
+	return &testClient{t: ts.t, name: name, conn: conn, r: bufio.NewReader(conn)}
+}
+
+func (c *testClient) send(format string, args ...any) {
+	c.t.Helper()
+	c.conn.SetWriteDeadline(time.Now().Add(waitTime))
+	if _, err := fmt.Fprintf(c.conn, format+"\r\n", args...); err != nil {
+		c.t.Fatalf("%s: send: %v", c.name, err)
+	}
+}
+
+func (c *testClient) sendRaw(b []byte) {
+	c.t.Helper()
+	c.conn.SetWriteDeadline(time.Now().Add(waitTime))
+	if _, err := c.conn.Write(b); err != nil {
+		c.t.Fatalf("%s: send: %v", c.name, err)
+	}
+}
+
+// readLine returns the next line or an error at the deadline.
+func (c *testClient) readLine(deadline time.Time) (string, error) {
+	c.conn.SetReadDeadline(deadline)
+	line, err := c.r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	c.log = append(c.log, line)
+	return line, nil
+}
+
+// expect reads until a line matches re and returns it.
+func (c *testClient) expect(re string) string {
+	c.t.Helper()
+	line, _ := c.expectLine(re)
+	return line
+}
+
+// expectMatch is expect returning the submatches.
+func (c *testClient) expectMatch(re string) []string {
+	c.t.Helper()
+	_, m := c.expectLine(re)
+	return m
+}
+
+func (c *testClient) expectLine(re string) (string, []string) {
+	c.t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(waitTime)
+	for {
+		line, err := c.readLine(deadline)
+		if err != nil {
+			c.t.Fatalf("%s: waiting for /%s/: %v; recent lines:\n%s", c.name, re, err, c.recent())
+		}
+		if m := rx.FindStringSubmatch(line); m != nil {
+			return line, m
+		}
+	}
+}
+
+func (c *testClient) recent() string {
+	from := max(0, len(c.log)-25)
+	return "  " + strings.Join(c.log[from:], "\n  ")
+}
+
+// sync sends a PING and reads up to its PONG, returning the lines before
+// it. Everything the server queued before the PONG has arrived, so this
+// is how a test proves something was NOT sent.
+func (c *testClient) sync() []string {
+	c.t.Helper()
+	token := fmt.Sprintf("sync-%d", time.Now().UnixNano())
+	c.send("PING %s", token)
+	var lines []string
+	deadline := time.Now().Add(waitTime)
+	for {
+		line, err := c.readLine(deadline)
+		if err != nil {
+			c.t.Fatalf("%s: waiting for PONG %s: %v; recent:\n%s", c.name, token, err, c.recent())
+		}
+		if strings.Contains(line, "PONG") && strings.HasSuffix(line, token) {
+			return lines
+		}
+		lines = append(lines, line)
+	}
+}
+
+// expectNone syncs and fails if any line before the PONG matches re.
+func (c *testClient) expectNone(re string) {
+	c.t.Helper()
+	rx := regexp.MustCompile(re)
+	for _, l := range c.sync() {
+		if rx.MatchString(l) {
+			c.t.Fatalf("%s: unexpected line %q", c.name, l)
+		}
+	}
+}
+
+// expectClosed reads until the server closes the connection and returns
+// the lines seen.
+func (c *testClient) expectClosed() []string {
+	c.t.Helper()
+	var lines []string
+	deadline := time.Now().Add(waitTime)
+	for {
+		line, err := c.readLine(deadline)
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				c.t.Fatalf("%s: connection not closed; recent:\n%s", c.name, c.recent())
+			}
+			return lines
+		}
+		lines = append(lines, line)
+	}
+}
+
+func (c *testClient) register(nick, pass string) {
+	c.t.Helper()
+	if pass != "" {
+		c.send("PASS %s", pass)
+	}
+	c.send("NICK %s", nick)
+	c.send("USER %s 0 * :%s real", nick, nick)
+}
+
+// login registers with PASS/NICK/USER and waits for the end of NAMES.
+func (ts *testServer) login(nick string, caps ...string) *testClient {
+	ts.t.Helper()
+	c := ts.dial(nick)
+	if len(caps) > 0 {
+		c.send("CAP LS 302")
+		c.send("CAP REQ :%s", strings.Join(caps, " "))
+		c.expect(`CAP \* ACK`)
+		c.send("CAP END")
+	}
+	c.register(nick, nick+"pw")
+	c.expect(` 366 ` + nick + ` #lobby `)
+	return c
+}
+
+// waitGone waits until the server has noticed that nick's connection
+// closed (the reader runs cleanup asynchronously).
+func (ts *testServer) waitGone(nick string) {
+	ts.t.Helper()
+	deadline := time.Now().Add(waitTime)
+	for ts.srv.lookup(nick) != nil {
+		if time.Now().After(deadline) {
+			ts.t.Fatalf("%s still online", nick)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

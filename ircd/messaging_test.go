@@ -1,0 +1,241 @@
+package ircd
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestChannelBroadcast(t *testing.T) {
+	ts := startServer(t)
+	alice := ts.login("alice")
+	bob := ts.login("bob")
+	carol := ts.login("carol", "echo-message")
+	carol.send("PRIVMSG #lobby :hello everyone")
+	alice.expect(`^:carol!carol@127\.0\.0\.1 PRIVMSG #lobby :hello everyone$`)
+	bob.expect(`^:carol!carol@127\.0\.0\.1 PRIVMSG #lobby :hello everyone$`)
+	carol.expect(`^:carol!carol@127\.0\.0\.1 PRIVMSG #lobby :hello everyone$`) // echo-message
+	alice.send("NOTICE #LOBBY :a notice")
+	bob.expect(`:alice!.* NOTICE #lobby :a notice$`)
+	alice.expectNone(`a notice`) // no echo without echo-message
+}
+
+func TestPartJoinAndOtherChannels(t *testing.T) {
+	ts := startServer(t)
+	alice := ts.login("alice")
+	bob := ts.login("bob")
+	bob.send("PART #lobby :brb")
+	bob.expect(`^:bob!.* PART #lobby :brb$`)
+	alice.expect(`^:bob!.* PART #lobby :brb$`)
+	alice.send("PRIVMSG #lobby :while you were out")
+	bob.expectNone(`while you were out`)
+	bob.send("PRIVMSG #lobby :hi")
+	bob.expect(` 404 bob #lobby `)
+	bob.send("JOIN #lobby")
+	bob.expect(`^:bob!.* JOIN #lobby$`)
+	bob.expect(` 366 bob #lobby `)
+	alice.expect(`^:bob!.* JOIN #lobby$`)
+	bob.send("JOIN #elsewhere")
+	bob.expect(` 403 bob #elsewhere :No such channel \(this server has one channel: #lobby\)`)
+	bob.send("PRIVMSG #elsewhere :x")
+	bob.expect(` 403 bob #elsewhere `)
+}
+
+func TestPrivateMessageOnline(t *testing.T) {
+	ts := startServer(t)
+	alice := ts.login("alice")
+	bob := ts.login("bob", "echo-message")
+	bob.send("PRIVMSG Alice :psst")
+	alice.expect(`^:bob!bob@127\.0\.0\.1 PRIVMSG alice :psst$`)
+	bob.expect(`^:bob!bob@127\.0\.0\.1 PRIVMSG alice :psst$`)
+	alice.send("PRIVMSG nobody :hello?")
+	alice.expect(` 401 alice nobody :No such nick/channel`)
+	alice.send("PRIVMSG")
+	alice.expect(` 411 alice `)
+	alice.send("PRIVMSG bob")
+	alice.expect(` 412 alice `)
+}
+
+func TestOfflineMessageServerTime(t *testing.T) {
+	ts := startServer(t)
+	alice := ts.login("alice")
+	sent := ts.clock.Now()
+	alice.send("PRIVMSG bob :first")
+	alice.expect(` 301 alice bob :bob is offline; your message will be delivered when they log in$`)
+	ts.clock.Advance(90 * time.Second)
+	alice.send("NOTICE bob :second")
+	alice.expectNone(`301`) // NOTICE never triggers automatic replies
+	ts.clock.Advance(time.Hour)
+
+	bob := ts.login("bob", "server-time")
+	m := bob.expectMatch(`^@time=([^ ]+) :alice!alice@127\.0\.0\.1 PRIVMSG bob :first$`)
+	if m[1] != sent.UTC().Format("2006-01-02T15:04:05.000Z") {
+		t.Fatalf("time tag %s, sent at %s", m[1], sent)
+	}
+	bob.expect(`^@time=2026-03-14T15:10:56\.000Z :alice!alice@127\.0\.0\.1 NOTICE bob :second$`)
+	token := bob.expectMatch(`PING :?(replay-\S+)$`)[1]
+	// Not deleted until the PONG.
+	if n, _ := ts.store.PendingCount("bob"); n != 2 {
+		t.Fatalf("pending before PONG = %d, want 2", n)
+	}
+	bob.send("PONG :%s", token)
+	bob.sync()
+	if n, _ := ts.store.PendingCount("bob"); n != 0 {
+		t.Fatalf("pending after PONG = %d, want 0", n)
+	}
+}
+
+func TestOfflineReplayWithoutServerTime(t *testing.T) {
+	ts := startServer(t)
+	alice := ts.login("alice")
+	alice.send("MESSAGE bob see you later")
+	alice.expect(` 301 alice bob `)
+	bob := ts.login("bob")
+	bob.expect(`^:alice!alice@127\.0\.0\.1 PRIVMSG bob :\[2026-03-14 15:09:26 UTC\] see you later$`)
+}
+
+func TestOfflineRedeliveredWithoutPong(t *testing.T) {
+	ts := startServer(t)
+	alice := ts.login("alice")
+	for _, text := range []string{"one", "two", "three"} {
+		alice.send("PRIVMSG bob :%s", text)
+		alice.expect(` 301 alice bob `)
+	}
+	bob := ts.login("bob")
+	bob.expect(`PRIVMSG bob :\[.*\] one$`)
+	bob.expect(`PRIVMSG bob :\[.*\] two$`)
+	bob.expect(`PRIVMSG bob :\[.*\] three$`)
+	bob.expect(`PING :?replay-`)
+	bob.conn.Close() // dropped before answering: nothing may be lost
+	ts.waitGone("bob")
+
+	again := ts.login("bob")
+	again.expect(`PRIVMSG bob :\[.*\] one$`)
+	again.expect(`PRIVMSG bob :\[.*\] two$`)
+	again.expect(`PRIVMSG bob :\[.*\] three$`)
+	token := again.expectMatch(`PING :?(replay-\S+)$`)[1]
+	again.send("PONG %s", token)
+	again.send("QUIT")
+	again.expectClosed()
+	ts.waitGone("bob")
+
+	last := ts.login("bob")
+	last.expectNone(`PRIVMSG`)
+}
+
+func TestMessageWhileRecipientOnlineIsNotStored(t *testing.T) {
+	ts := startServer(t)
+	alice := ts.login("alice")
+	ts.login("bob")
+	alice.send("PRIVMSG bob :live")
+	alice.expectNone(` 301 `)
+	if n, _ := ts.store.PendingCount("bob"); n != 0 {
+		t.Fatalf("stored %d messages for an online user", n)
+	}
+}
+
+func TestMailboxFull(t *testing.T) {
+	ts := startServer(t, withMailboxLimit(2))
+	alice := ts.login("alice")
+	alice.send("PRIVMSG bob :1")
+	alice.expect(` 301 alice bob `)
+	alice.send("PRIVMSG bob :2")
+	alice.expect(` 301 alice bob `)
+	alice.send("PRIVMSG bob :3")
+	alice.expect(` 531 alice bob :bob's mailbox is full; your message was not stored$`)
+}
+
+func TestUnknownOfflineTargets(t *testing.T) {
+	ts := startServer(t)
+	alice := ts.login("alice")
+	alice.send("PRIVMSG zed :hi")
+	alice.expect(` 401 alice zed `)
+	alice.send("NOTICE zed :hi")
+	alice.expectNone(` 401 `)
+}
+
+func TestAliases(t *testing.T) {
+	ts := startServer(t)
+	alice := ts.login("alice")
+	bob := ts.login("bob")
+	alice.send("BROADCAST hello there  world")
+	bob.expect(`:alice!.* PRIVMSG #lobby :hello there  world$`)
+	alice.send("broadcast :with colon")
+	bob.expect(`:alice!.* PRIVMSG #lobby ::?with colon$`)
+	alice.send("MESSAGE bob :private words")
+	bob.expect(`:alice!.* PRIVMSG bob :private words$`)
+	alice.send("Message bob no colon here")
+	bob.expect(`:alice!.* PRIVMSG bob :no colon here$`)
+	alice.send("MESSAGE bob")
+	alice.expect(` 461 alice MESSAGE `)
+	alice.send("BROADCAST")
+	alice.expect(` 461 alice BROADCAST `)
+	bob.send("LOGOUT")
+	lines := bob.expectClosed()
+	if !strings.HasPrefix(lines[len(lines)-1], "ERROR :Closing link:") {
+		t.Fatalf("LOGOUT: %q", lines)
+	}
+	alice.expect(`:bob!.* QUIT :`)
+}
+
+// The text of BROADCAST with a leading ':' is the rest without it.
+func TestBroadcastColonExact(t *testing.T) {
+	ts := startServer(t)
+	alice := ts.login("alice")
+	bob := ts.login("bob")
+	alice.send("BROADCAST :with colon")
+	line := bob.expect(`PRIVMSG #lobby`)
+	if !strings.HasSuffix(line, "#lobby :with colon") {
+		t.Fatalf("got %q", line)
+	}
+}
+
+func TestQuitAnnounced(t *testing.T) {
+	ts := startServer(t)
+	alice := ts.login("alice")
+	bob := ts.login("bob")
+	bob.send("QUIT :gone fishing")
+	lines := bob.expectClosed()
+	if lines[len(lines)-1] != "ERROR :Closing link: Quit: gone fishing" {
+		t.Fatalf("got %q", lines)
+	}
+	alice.expect(`^:bob!bob@127\.0\.0\.1 QUIT :Quit: gone fishing$`)
+}
+
+func TestTagmsgAndClientTags(t *testing.T) {
+	ts := startServer(t)
+	alice := ts.login("alice", "message-tags")
+	bob := ts.login("bob")
+	carol := ts.login("carol", "message-tags")
+	carol.send("@+typing=active TAGMSG #lobby")
+	alice.expect(`^@\+typing=active :carol!.* TAGMSG #lobby$`)
+	bob.expectNone(`TAGMSG`)
+	carol.send("@+draft/reply=abc;+x=y\\sz PRIVMSG #lobby :tagged")
+	line := alice.expect(`PRIVMSG #lobby :tagged$`)
+	if !strings.Contains(line, "+draft/reply=abc") || !strings.Contains(line, `+x=y\sz`) {
+		t.Fatalf("client tags not relayed: %q", line)
+	}
+	if l := bob.expect(`PRIVMSG #lobby :tagged$`); strings.HasPrefix(l, "@") {
+		t.Fatalf("tags sent to a client without message-tags: %q", l)
+	}
+}
+
+func TestAccountTagAndExtendedJoin(t *testing.T) {
+	ts := startServer(t)
+	alice := ts.login("alice", "account-tag", "extended-join")
+	ts.login("bob")
+	alice.expect(`^@account=bob :bob!bob@127\.0\.0\.1 JOIN #lobby bob :bob real$`)
+}
+
+var timeTag = regexp.MustCompile(`^@time=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z `)
+
+func TestServerTimeOnLiveMessages(t *testing.T) {
+	ts := startServer(t)
+	alice := ts.login("alice", "server-time")
+	bob := ts.login("bob")
+	bob.send("PRIVMSG #lobby :timed")
+	if l := alice.expect(`PRIVMSG #lobby :timed`); !timeTag.MatchString(l) {
+		t.Fatalf("no time tag: %q", l)
+	}
+}
