@@ -63,7 +63,7 @@ type storeOpts struct {
 type option func(*Config, *storeOpts)
 
 func withConfig(f func(*Config)) option { return func(c *Config, _ *storeOpts) { f(c) } }
-func withMailboxLimit(n int) option      { return func(_ *Config, o *storeOpts) { o.mailboxLimit = n } }
+func withMailboxLimit(n int) option     { return func(_ *Config, o *storeOpts) { o.mailboxLimit = n } }
 
 // startServer runs a real server on 127.0.0.1:0 with a fresh store.
 func startServer(t *testing.T, opts ...option) *testServer {

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lobbychat/ircd/accounts"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestShippedConfigLoads(t *testing.T) {
+	c, err := loadConfig("../../config.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Channel.Name != "#lobby" || c.Accounts.MaxFailures != 3 || c.Accounts.Lockout.Duration != time.Minute {
+		t.Fatalf("unexpected values: %+v", c)
+	}
+	if !strings.HasSuffix(c.Accounts.UsersFile, filepath.Join("..", "..", "users.txt")) {
+		t.Fatalf("users file not relative to the config: %s", c.Accounts.UsersFile)
+	}
+}
+
+func TestMinimalConfigGetsDefaults(t *testing.T) {
+	p := writeConfig(t, "")
+	c, err := loadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(p)
+	if c.Server.Listen[0] != "127.0.0.1:6667" || c.Store.Path != filepath.Join(dir, "data", "ircd.db") ||
+		c.Accounts.UsersFile != filepath.Join(dir, "users.txt") || c.Store.MailboxLimit != 1000 ||
+		c.Presence.Recent.Duration != time.Hour || c.Accounts.OnDuplicate != "reject" || c.Accounts.Guests {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestConfigErrorsNameTheKey(t *testing.T) {
+	cases := map[string]string{
+		"[server]\nlisen = [\"x\"]\n":           `unknown key "server.lisen"`,
+		"[bogus]\nx = 1\n":                      `unknown key "bogus"`,
+		"[accounts]\nlockout = \"soon\"\n":      `"soon" is not a duration`,
+		"[accounts]\non_duplicate = \"kick\"\n": "accounts.on_duplicate",
+		"[accounts]\nmax_failures = 0\n":        "accounts.max_failures",
+		"[channel]\nname = \"lobby\"\n":         "channel.name",
+		"[store]\nmailbox_limit = -1\n":         "store.mailbox_limit",
+		"[presence]\nrecent = \"0s\"\n":         "presence.recent",
+		"[log]\nformat = \"xml\"\n":             "log.format",
+		"[accounts]\nguests = \"yes\"\n":        "guests",
+	}
+	for body, want := range cases {
+		_, err := loadConfig(writeConfig(t, body))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("config %q: error %v, want mention of %q", body, err, want)
+		}
+	}
+}
+
+func TestCheckSubcommand(t *testing.T) {
+	var out, errb strings.Builder
+	if code := realMain([]string{"check", "-config", "../../config.toml"}, nil, &out, &errb); code != 0 {
+		t.Fatalf("check failed (%d): %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "ok (3 accounts)") {
+		t.Fatalf("output %q", out.String())
+	}
+	p := writeConfig(t, "")
+	os.WriteFile(filepath.Join(filepath.Dir(p), "users.txt"), []byte("alice pw\n9bad pw\n"), 0o600)
+	errb.Reset()
+	if code := realMain([]string{"check", "-config", p}, nil, &out, &errb); code == 0 || !strings.Contains(errb.String(), "users.txt:2:") {
+		t.Fatalf("check accepted a bad users file (%d): %s", code, errb.String())
+	}
+}
+
+func TestPasswdSubcommand(t *testing.T) {
+	var out, errb strings.Builder
+	if code := realMain([]string{"passwd"}, strings.NewReader("s3cret\n"), &out, &errb); code != 0 {
+		t.Fatalf("passwd failed: %s", errb.String())
+	}
+	hash := strings.TrimSpace(out.String())
+	if !strings.HasPrefix(hash, "$2") {
+		t.Fatalf("not a bcrypt hash: %q", hash)
+	}
+	if strings.Contains(out.String()+errb.String(), "s3cret") {
+		t.Fatal("password echoed")
+	}
+	db, err := accounts.Parse(strings.NewReader("erin "+hash+"\n"), "users.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !db.Check("erin", "s3cret") || db.Check("erin", "other") {
+		t.Fatal("the printed hash does not check")
+	}
+}
