@@ -227,9 +227,9 @@ func (c *client) setReadDeadline(connected time.Time) {
 }
 
 func (c *client) handleLine(raw string) {
-	msg, err := irc.ParseMessage(raw)
+	msg, err := parseMessage(raw)
 	if err != nil {
-		return // tags or prefix with nothing after them: nothing to answer
+		return // tags or prefix with nothing after them: no command to answer
 	}
 	if c.registered {
 		c.idle.Store(c.srv.now().Unix())
@@ -296,4 +296,15 @@ func (c *client) setIdentity(nick, user, account string) {
 	c.user = user
 	c.account = account
 	c.prefix = nick + "!" + user + "@" + c.host
+}
+
+// parseMessage wraps irc.ParseMessage, which panics on some malformed
+// input (e.g. "@ ": empty tags followed by nothing; found by fuzzing).
+func parseMessage(raw string) (msg *irc.Message, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			msg, err = nil, fmt.Errorf("malformed line: %v", r)
+		}
+	}()
+	return irc.ParseMessage(raw)
 }

@@ -131,29 +131,15 @@ func (s *Server) deliver(from *client, command, target, text, tags string) {
 	silenced := s.silencedBy(key, from)
 	s.mu.RUnlock()
 
-	if to != nil {
-		if !silenced {
-			t := s.now()
-			params := []string{to.nick, text}
-			if command == "TAGMSG" {
-				params = params[:1]
-			}
-			f := formOf(to)
-			if command != "TAGMSG" || f&formTags != 0 {
-				to.out.push(appendMessage(nil, f.tagString(t, from, tags), from.prefix, command, params...))
-			}
-			if from.has(capEchoMessage) && to != from {
-				ff := formOf(from)
-				from.out.push(appendMessage(nil, ff.tagString(t, from, tags), from.prefix, command, params...))
-			}
-		}
-		lock.RUnlock()
-		if away := to.away.Load(); away != nil && !notice && command == "PRIVMSG" {
+	defer lock.RUnlock()
+	if to != nil && (silenced || s.deliverLive(from, to, command, text, tags)) {
+		if away := to.away.Load(); away != nil && command == "PRIVMSG" {
 			from.reply(irc.RPL_AWAY, to.nick, *away)
 		}
 		return
 	}
-	defer lock.RUnlock()
+	// Offline, or the session is closing and its queue refused the line:
+	// store it rather than lose it.
 
 	canonical, isAccount := s.accounts.DB().Lookup(target)
 	if !isAccount || command == "TAGMSG" {
@@ -187,6 +173,29 @@ func (s *Server) deliver(from *client, command, target, text, tags string) {
 	if !notice {
 		from.reply(irc.RPL_AWAY, canonical, offline)
 	}
+}
+
+// deliverLive queues a private message to an online recipient (and the
+// echo to the sender). It reports false if the recipient's connection is
+// closing, so the caller can store the message instead.
+func (s *Server) deliverLive(from, to *client, command, text, tags string) bool {
+	t := s.now()
+	params := []string{to.nick, text}
+	if command == "TAGMSG" {
+		params = params[:1]
+		if formOf(to)&formTags == 0 {
+			return true
+		}
+	}
+	f := formOf(to)
+	if !to.out.push(appendMessage(nil, f.tagString(t, from, tags), from.prefix, command, params...)) {
+		return false
+	}
+	if from.has(capEchoMessage) && to != from {
+		ff := formOf(from)
+		from.out.push(appendMessage(nil, ff.tagString(t, from, tags), from.prefix, command, params...))
+	}
+	return true
 }
 
 // replayOffline queues the client's stored messages, oldest first, then a

@@ -30,12 +30,13 @@ func newSendQueue(conn net.Conn, limit int, timeout time.Duration, onFull func()
 	return &sendQueue{conn: conn, limit: limit, timeout: timeout, onFull: onFull, done: make(chan struct{})}
 }
 
-// push queues one line. It never blocks on the network.
-func (q *sendQueue) push(line []byte) {
+// push queues one line. It never blocks on the network. It reports false
+// if the connection is closing and the line was not taken.
+func (q *sendQueue) push(line []byte) bool {
 	q.mu.Lock()
 	if q.closing {
 		q.mu.Unlock()
-		return
+		return false
 	}
 	if q.limit > 0 && q.bytes+len(line) > q.limit {
 		// Drop what is queued: the peer is not reading, and the ERROR
@@ -47,7 +48,7 @@ func (q *sendQueue) push(line []byte) {
 		if onFull != nil {
 			onFull()
 		}
-		return
+		return false
 	}
 	q.lines = append(q.lines, line)
 	q.bytes += len(line)
@@ -57,6 +58,7 @@ func (q *sendQueue) push(line []byte) {
 	if start {
 		go q.flush()
 	}
+	return true
 }
 
 // closeAfter queues a final line (may be nil) and closes the socket once
