@@ -1,7 +1,9 @@
 GO ?= go
 BIN := bin/ircd
+FUZZTIME ?= 30s
+E2E_TOOLS := irssi weechat tmux hexchat Xvfb xdotool dbus-daemon
 
-.PHONY: all build run test vet fmt clean
+.PHONY: all build run test e2e fuzz vet clean
 
 all: build
 
@@ -11,9 +13,27 @@ build:
 run: build
 	./$(BIN) -config config.toml
 
+# Every test. The end-to-end tests (e2e/) drive real clients and skip
+# themselves when those are not installed; say so loudly here.
 test:
 	$(GO) vet ./...
+	@missing=""; for t in $(E2E_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then echo "!!! END-TO-END SUITE SKIPPED: not installed:$$missing (see .ci/run) !!!"; fi
 	$(GO) test -count=1 ./...
+
+# Only the real-client suite; a missing client is a failure.
+e2e:
+	E2E_REQUIRE=1 $(GO) test -count=1 -v ./e2e/
+
+# Run each fuzz target for FUZZTIME (crashers land in testdata/fuzz and
+# then run as regular tests).
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzLineReader$$' -fuzztime $(FUZZTIME) ./ircd/
+	$(GO) test -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME) ./ircd/
+
+vet:
+	$(GO) vet ./...
+	gofmt -l .
 
 clean:
 	rm -rf bin data

@@ -307,7 +307,7 @@ func (a *Accounts) Authenticate(name, password string) (canonical string, res Re
 	}
 	db := a.DB() // one snapshot for both Check and Lookup
 	if !db.Check(name, password) {
-		a.lockout.Fail(name)
+		a.lockout.FailPassword(name, password)
 		return "", BadCredentials, 0
 	}
 	a.lockout.Succeed(name)

@@ -1,9 +1,18 @@
 package accounts
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"sync"
 	"time"
 )
+
+// recentWrong is how many distinct wrong passwords per name are
+// remembered, so a repeat of one of them is not counted again.
+const recentWrong = 3
+
+type fingerprint [16]byte
 
 // minSweep is the map size below which pruning is not worth the scan.
 const minSweep = 64
@@ -12,6 +21,17 @@ type lockState struct {
 	failures int
 	last     time.Time // time of the last recorded failure
 	until    time.Time // zero unless a lock was started
+	wrong    [recentWrong]fingerprint
+	nWrong   int // how many of wrong are set (ring index = nWrong % recentWrong)
+}
+
+func (s *lockState) seen(fp fingerprint) bool {
+	for i := range min(s.nWrong, recentWrong) {
+		if hmac.Equal(s.wrong[i][:], fp[:]) {
+			return true
+		}
+	}
+	return false
 }
 
 // Lockout counts consecutive failed logins per folded account name, whether
@@ -28,6 +48,7 @@ type Lockout struct {
 	now       func() time.Time
 	m         map[string]*lockState
 	nextSweep int
+	key       [32]byte // HMAC key for password fingerprints; never leaves memory
 }
 
 // NewLockout returns a Lockout. maxFailures < 1 or duration <= 0 disables
@@ -36,7 +57,17 @@ func NewLockout(maxFailures int, duration time.Duration, now func() time.Time) *
 	if now == nil {
 		now = time.Now
 	}
-	return &Lockout{max: maxFailures, dur: duration, now: now, m: make(map[string]*lockState), nextSweep: minSweep}
+	l := &Lockout{max: maxFailures, dur: duration, now: now, m: make(map[string]*lockState), nextSweep: minSweep}
+	rand.Read(l.key[:])
+	return l
+}
+
+func (l *Lockout) fingerprint(password string) fingerprint {
+	h := hmac.New(sha256.New, l.key[:])
+	h.Write([]byte(password))
+	var fp fingerprint
+	copy(fp[:], h.Sum(nil))
+	return fp
 }
 
 // SetPolicy changes the policy, keeping counts and locks already in place
@@ -81,29 +112,51 @@ func (l *Lockout) Locked(name string) (remaining time.Duration, locked bool) {
 // lock. Failures while locked are ignored so that an attacker hammering a
 // locked name cannot keep its owner locked out indefinitely.
 func (l *Lockout) Fail(name string) (startedLock bool) {
+	started, _ := l.fail(name, nil)
+	return started
+}
+
+// FailPassword is Fail for a wrong password, except that a password
+// already among the name's last few wrong ones is not counted again: a
+// repeat tells a guesser nothing new, and it is what a client with a
+// saved wrong password sends on every automatic reconnect (HexChat
+// reconnects forever). Only an in-memory keyed hash of it is kept.
+func (l *Lockout) FailPassword(name, password string) (startedLock, counted bool) {
+	fp := l.fingerprint(password)
+	return l.fail(name, &fp)
+}
+
+func (l *Lockout) fail(name string, fp *fingerprint) (startedLock, counted bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
 	key := Fold(name)
 	s := l.get(key, now)
 	if s != nil && !s.until.IsZero() {
-		return false
+		return false, false
 	}
 	if !l.enabled() {
-		return false
+		return false, false
 	}
 	if s == nil {
 		s = &lockState{}
 		l.m[key] = s
 		l.maybeSweep(now)
 	}
+	if fp != nil {
+		if s.seen(*fp) {
+			return false, false
+		}
+		s.wrong[s.nWrong%recentWrong] = *fp
+		s.nWrong++
+	}
 	s.failures++
 	s.last = now
 	if s.failures >= l.max {
 		s.until = now.Add(l.dur)
-		return true
+		return true, true
 	}
-	return false
+	return false, true
 }
 
 // Succeed resets the failure count for name.

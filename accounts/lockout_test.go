@@ -40,9 +40,9 @@ func auth(t *testing.T, a *Accounts, name, pw string, wantRes Result, wantRetry 
 
 func TestLockoutLocksAndExpires(t *testing.T) {
 	a, clk := newTestAccounts(t)
-	auth(t, a, "alice", "x", BadCredentials, 0)
-	auth(t, a, "alice", "x", BadCredentials, 0)
-	auth(t, a, "alice", "x", BadCredentials, 0) // starts the lock, still BadCredentials
+	auth(t, a, "alice", "x1", BadCredentials, 0)
+	auth(t, a, "alice", "x2", BadCredentials, 0)
+	auth(t, a, "alice", "x3", BadCredentials, 0) // starts the lock, still BadCredentials
 	auth(t, a, "alice", "right", LockedOut, time.Minute)
 
 	// Attempts while locked, right or wrong, must not extend the lock.
@@ -98,9 +98,9 @@ func TestLockoutSuccessResets(t *testing.T) {
 
 func TestLockoutCaseInsensitive(t *testing.T) {
 	a, _ := newTestAccounts(t)
-	auth(t, a, "alice", "x", BadCredentials, 0)
-	auth(t, a, "ALICE", "x", BadCredentials, 0)
-	auth(t, a, "Alice", "x", BadCredentials, 0)
+	auth(t, a, "alice", "x1", BadCredentials, 0)
+	auth(t, a, "ALICE", "x2", BadCredentials, 0)
+	auth(t, a, "Alice", "x3", BadCredentials, 0)
 	auth(t, a, "aLiCe", "right", LockedOut, time.Minute)
 	if _, locked := a.Lockout().Locked("alice"); !locked {
 		t.Error("Locked(alice) = false")
@@ -112,7 +112,7 @@ func TestLockoutCaseInsensitive(t *testing.T) {
 func TestLockoutUnknownNames(t *testing.T) {
 	a, _ := newTestAccounts(t)
 	for i := 0; i < 3; i++ {
-		auth(t, a, "Nobody", "x", BadCredentials, 0)
+		auth(t, a, "Nobody", "x"+strconv.Itoa(i), BadCredentials, 0)
 	}
 	auth(t, a, "nobody", "x", LockedOut, time.Minute)
 }
@@ -178,5 +178,37 @@ func TestLockoutPrunes(t *testing.T) {
 	l.Fail("new2")
 	if _, locked := l.Locked("new2"); !locked {
 		t.Error("recent entry was pruned")
+	}
+}
+
+// A client reconnecting with the same saved wrong password must not lock
+// the account; distinct guesses still do.
+func TestLockoutRepeatedWrongPasswordCountsOnce(t *testing.T) {
+	a, clk := newTestAccounts(t)
+	for range 10 {
+		auth(t, a, "alice", "saved-typo", BadCredentials, 0)
+		clk.advance(10 * time.Second)
+	}
+	auth(t, a, "alice", "right", OK, 0)
+
+	// Two distinct wrong passwords, repeated, plus a third distinct one lock.
+	auth(t, a, "alice", "a", BadCredentials, 0)
+	auth(t, a, "alice", "b", BadCredentials, 0)
+	auth(t, a, "alice", "a", BadCredentials, 0)
+	auth(t, a, "alice", "b", BadCredentials, 0)
+	auth(t, a, "alice", "c", BadCredentials, 0)
+	auth(t, a, "alice", "right", LockedOut, time.Minute)
+}
+
+func TestFailPasswordReportsCounting(t *testing.T) {
+	l := NewLockout(3, time.Minute, newFakeClock().now)
+	if _, counted := l.FailPassword("bob", "p"); !counted {
+		t.Fatal("first wrong password not counted")
+	}
+	if _, counted := l.FailPassword("BOB", "p"); counted {
+		t.Fatal("repeat counted")
+	}
+	if _, counted := l.FailPassword("bob", "q"); !counted {
+		t.Fatal("new wrong password not counted")
 	}
 }

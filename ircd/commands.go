@@ -50,8 +50,8 @@ var commands = map[string]command{
 	"TIME":      {handleTIME, 0, false},
 	"MONITOR":   {handleMONITOR, 1, false},
 	"SILENCE":   {handleSILENCE, 0, false},
-	"BLOCK":     {func(c *client, m *irc.Message) { c.changeSilence("+" + m.Params[0]) }, 1, false},
-	"UNBLOCK":   {func(c *client, m *irc.Message) { c.changeSilence("-" + m.Params[0]) }, 1, false},
+	"BLOCK":     {func(c *client, m *irc.Message) { c.blockAlias("+", m.Params[0]) }, 1, false},
+	"UNBLOCK":   {func(c *client, m *irc.Message) { c.blockAlias("-", m.Params[0]) }, 1, false},
 	"WHOELSE":   {handleWHOELSE, 0, false},
 	"WHOLASTHR": {handleWHOLASTHR, 0, false},
 }

@@ -190,8 +190,8 @@ func TestLockout(t *testing.T) {
 		}
 		return lines[len(lines)-1]
 	}
-	for range 3 {
-		if got := try("wrong"); !strings.Contains(got, "bad account or password") {
+	for _, pw := range []string{"guess1", "guess2", "guess3"} {
+		if got := try(pw); !strings.Contains(got, "bad account or password") {
 			t.Fatalf("failure reply: %q", got)
 		}
 	}
@@ -211,8 +211,8 @@ func TestLockout(t *testing.T) {
 	c.send("QUIT")
 	c.expectClosed()
 	// Success reset the count: two more failures do not lock.
-	try("wrong")
-	try("wrong")
+	try("guess4")
+	try("guess5")
 	c = ts.dial("alice")
 	c.register("alice", "alicepw")
 	c.expect(` 001 alice `)
@@ -220,9 +220,9 @@ func TestLockout(t *testing.T) {
 
 func TestUnknownNamesLockToo(t *testing.T) {
 	ts := startServer(t)
-	for range 3 {
+	for _, pw := range []string{"x", "y", "z"} {
 		c := ts.dial("ghost")
-		c.register("ghost", "x")
+		c.register("ghost", pw)
 		c.expectClosed()
 	}
 	c := ts.dial("ghost")
@@ -310,4 +310,22 @@ func TestRegistrationTimeout(t *testing.T) {
 	if !strings.Contains(lines[len(lines)-1], "Registration timed out") {
 		t.Fatalf("got %q", lines)
 	}
+}
+
+// A client that reconnects with a saved wrong password (HexChat does so
+// forever) must not lock its owner out.
+func TestSavedWrongPasswordReconnectsDoNotLock(t *testing.T) {
+	ts := startServer(t)
+	for range 6 {
+		c := ts.dial("alice")
+		c.register("alice", "typo")
+		_, e := refusal(t, c)
+		if !strings.Contains(e, "bad account or password") {
+			t.Fatalf("got %q", e)
+		}
+		ts.clock.Advance(10 * time.Second)
+	}
+	c := ts.dial("alice")
+	c.register("alice", "alicepw")
+	c.expect(` 001 alice `)
 }

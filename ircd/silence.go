@@ -84,9 +84,24 @@ func (l *silenceList) list() []string {
 	return l.masks
 }
 
+// blockAlias is BLOCK/UNBLOCK: SILENCE +/- with its echo, plus a NOTICE,
+// since HexChat (whose /block sends BLOCK) shows the SILENCE echo only as
+// a "GARBAGE" line.
+func (c *client) blockAlias(sign, nick string) {
+	if c.changeSilence(sign+nick) && c.account != "" {
+		mask := normalizeMask(strings.TrimLeft(nick, "+-"))
+		if sign == "+" {
+			c.notice("Blocked " + mask + ": their private messages and channel lines are hidden from you")
+		} else {
+			c.notice("Unblocked " + mask)
+		}
+	}
+}
+
 // changeSilence applies "+mask" or "-mask" (a bare mask means add), saves
-// it, and confirms by echoing SILENCE as ircu does.
-func (c *client) changeSilence(arg string) {
+// it, and confirms by echoing SILENCE as ircu does. It reports whether
+// the list now says what was asked.
+func (c *client) changeSilence(arg string) bool {
 	s := c.srv
 	add := true
 	switch arg[0] {
@@ -98,11 +113,11 @@ func (c *client) changeSilence(arg string) {
 	}
 	if arg == "" || strings.ContainsAny(arg, " ,") || len(arg) > 200 {
 		c.reply(irc.ERR_NEEDMOREPARAMS, "SILENCE", "Give a nick or nick!user@host mask")
-		return
+		return false
 	}
 	if c.account == "" {
 		c.notice("Guests cannot keep a silence list; log in with an account")
-		return
+		return false
 	}
 	mask := normalizeMask(arg)
 	// Only this client's goroutine changes its own list (one session per
@@ -111,33 +126,34 @@ func (c *client) changeSilence(arg string) {
 	if add {
 		if slices.Contains(cur, mask) {
 			c.send(c.prefix, "SILENCE", "+"+mask)
-			return
+			return true
 		}
 		if len(cur) >= s.cfg.SilenceLimit {
 			c.reply(errSileListFull, mask, "Your silence list is full")
-			return
+			return false
 		}
 		if _, err := s.store.AddSilence(c.key, mask); err != nil {
 			s.log.Error("saving silence list", "account", c.account, "err", err)
 			c.notice("Could not save your silence list; please try again")
-			return
+			return false
 		}
 		c.setSilences(append(slices.Clone(cur), mask))
 		c.send(c.prefix, "SILENCE", "+"+mask)
-		return
+		return true
 	}
 	i := slices.Index(cur, mask)
 	if i < 0 {
 		c.reply(errNotSilenced, mask, "That mask is not on your silence list")
-		return
+		return false
 	}
 	if _, err := s.store.RemoveSilence(c.key, mask); err != nil {
 		s.log.Error("saving silence list", "account", c.account, "err", err)
 		c.notice("Could not save your silence list; please try again")
-		return
+		return false
 	}
 	c.setSilences(slices.Delete(slices.Clone(cur), i, i+1))
 	c.send(c.prefix, "SILENCE", "-"+mask)
+	return true
 }
 
 func (c *client) setSilences(masks []string) {

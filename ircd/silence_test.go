@@ -63,6 +63,7 @@ func TestSilencedChannelLinesHidden(t *testing.T) {
 	carol := ts.login("carol")
 	alice.send("BLOCK bob")
 	alice.expect(`^:alice!\S+ SILENCE \+bob!\*@\*$`)
+	alice.expect(`NOTICE alice :Blocked bob!\*@\*`)
 	bob.send("PRIVMSG #lobby :from bob")
 	carol.expect(`:bob!.* PRIVMSG #lobby :from bob$`)
 	alice.expectNone(`from bob`)

@@ -159,7 +159,7 @@ func appendMessage(dst []byte, tags, prefix, command string, params ...string) [
 	dst = append(dst, command...)
 	for i, p := range params {
 		dst = append(dst, ' ')
-		if i == len(params)-1 && (p == "" || p[0] == ':' || strings.IndexByte(p, ' ') >= 0 || !bareTarget(command, i)) {
+		if i == len(params)-1 && (p == "" || p[0] == ':' || strings.IndexByte(p, ' ') >= 0 || !bareLast(command, i)) {
 			dst = append(dst, ':')
 		}
 		dst = append(dst, p...)
@@ -167,14 +167,15 @@ func appendMessage(dst []byte, tags, prefix, command string, params ...string) [
 	return append(dst, '\r', '\n')
 }
 
-// bareTarget reports whether parameter i of command is a lone target
-// (JOIN #lobby, SILENCE +mask) that clients expect without a colon.
-func bareTarget(command string, i int) bool {
-	if i != 0 {
-		return false
-	}
+// bareLast reports whether the last parameter (index i) of command is a
+// token rather than text, which clients show literally with its colon
+// (HexChat prints "004 ... i :nt"): a lone target such as JOIN #lobby or
+// SILENCE +mask, and the numerics that end in modes, masks or times.
+func bareLast(command string, i int) bool {
 	switch command {
 	case "JOIN", "PART", "SILENCE", "NICK", "TAGMSG", "AUTHENTICATE":
+		return i == 0
+	case "004", rplTopicWhoTime, rplCreationTime, "324", "221", rplSileList:
 		return true
 	}
 	return false

@@ -1,0 +1,233 @@
+// Package e2e drives real IRC clients (irssi, WeeChat, HexChat) and raw
+// sockets against the built bin/ircd. Tests skip, loudly, when a client
+// is not installed; `make e2e` sets E2E_REQUIRE=1 to make that a failure.
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+var ircdBin string // built once by TestMain
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ircd-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ircdBin = filepath.Join(dir, "ircd")
+	build := exec.Command("go", "build", "-o", ircdBin, "../cmd/ircd")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building ircd:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// requireTools skips (or fails under E2E_REQUIRE=1) when a program is missing.
+func requireTools(t *testing.T, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if _, err := exec.LookPath(n); err != nil {
+			msg := fmt.Sprintf("END-TO-END SKIPPED: %s is not installed (apt-get install irssi weechat-curses weechat-plugins tmux hexchat xvfb xdotool dbus-daemon)", n)
+			if os.Getenv("E2E_REQUIRE") != "" {
+				t.Fatal(msg)
+			}
+			t.Skip(msg)
+		}
+	}
+}
+
+// server is one running bin/ircd with its own config and data folder.
+type server struct {
+	Addr string // 127.0.0.1:port
+	Port int
+	Dir  string
+	cmd  *exec.Cmd
+	log  *os.File
+}
+
+// serverOptions tweak the generated config.
+type serverOptions struct {
+	Users   string // users.txt contents; default alice/bob/carol/dave with <name>pw
+	Extra   string // appended TOML
+	Lockout string
+}
+
+const defaultUsers = "alice alicepw\nbob bobpw\ncarol carolpw\ndave davepw\n"
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startServer starts bin/ircd on a free loopback port and waits until it
+// accepts connections. It is stopped (SIGTERM) at test cleanup.
+func startServer(t *testing.T, opt serverOptions) *server {
+	t.Helper()
+	dir := t.TempDir()
+	if opt.Users == "" {
+		opt.Users = defaultUsers
+	}
+	if opt.Lockout == "" {
+		opt.Lockout = "60s"
+	}
+	port := freePort(t)
+	cfg := fmt.Sprintf(`[server]
+name = "irc.e2e.test"
+network = "E2ENet"
+motd = "e2e server"
+listen = ["127.0.0.1:%d"]
+[channel]
+name = "#lobby"
+topic = "e2e lobby"
+[accounts]
+lockout = %q
+[store]
+path = "data/ircd.db"
+%s
+`, port, opt.Lockout, opt.Extra)
+	must(t, os.WriteFile(filepath.Join(dir, "config.toml"), []byte(cfg), 0o600))
+	must(t, os.WriteFile(filepath.Join(dir, "users.txt"), []byte(opt.Users), 0o600))
+	s := &server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Port: port, Dir: dir}
+	s.start(t)
+	t.Cleanup(func() { s.stop(t) })
+	return s
+}
+
+func (s *server) start(t *testing.T) {
+	t.Helper()
+	logf, err := os.OpenFile(filepath.Join(s.Dir, "ircd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	must(t, err)
+	s.log = logf
+	s.cmd = exec.Command(ircdBin, "-config", filepath.Join(s.Dir, "config.toml"))
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	must(t, s.cmd.Start())
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not start listening on %s: %v\n%s", s.Addr, err, s.Log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *server) stop(t *testing.T) {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	s.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		s.cmd.Process.Kill()
+		<-done
+	}
+	s.log.Close()
+	s.cmd = nil
+}
+
+// Log returns the server's log so far.
+func (s *server) Log() string {
+	b, _ := os.ReadFile(filepath.Join(s.Dir, "ircd.log"))
+	return string(b)
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rawClient is an nc-like line client for checking what others see.
+type rawClient struct {
+	t    *testing.T
+	conn net.Conn
+	r    *bufio.Reader
+	seen []string
+}
+
+func dialRaw(t *testing.T, s *server) *rawClient {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", s.Addr, 5*time.Second)
+	must(t, err)
+	t.Cleanup(func() { c.Close() })
+	return &rawClient{t: t, conn: c, r: bufio.NewReader(c)}
+}
+
+func (c *rawClient) Send(format string, args ...any) {
+	c.t.Helper()
+	_, err := fmt.Fprintf(c.conn, format+"\r\n", args...)
+	must(c.t, err)
+}
+
+// Expect reads lines until one matches re, or fails after timeout.
+func (c *rawClient) Expect(re string, timeout time.Duration) string {
+	c.t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(timeout)
+	for {
+		c.conn.SetReadDeadline(deadline)
+		line, err := c.r.ReadString('\n')
+		if err != nil {
+			c.t.Fatalf("waiting for %q: %v; saw:\n%s", re, err, strings.Join(c.seen, ""))
+		}
+		c.seen = append(c.seen, line)
+		if line := strings.TrimRight(line, "\r\n"); rx.MatchString(line) {
+			return line
+		}
+	}
+}
+
+// Login logs a raw client in with PASS/NICK/USER and waits for the NAMES end.
+func (c *rawClient) Login(nick, pass string) {
+	c.t.Helper()
+	c.Send("CAP LS 302")
+	c.Send("CAP REQ :server-time")
+	c.Send("CAP END")
+	c.Send("PASS %s", pass)
+	c.Send("NICK %s", nick)
+	c.Send("USER %s 0 * :%s", nick, nick)
+	c.Expect(` 366 `+nick+` `, 10*time.Second)
+}
+
+// waitFor polls cond until true or the deadline; cond reads files or panes.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %v waiting for %s; last state:\n%s", timeout, what, last)
+}
