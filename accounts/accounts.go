@@ -257,6 +257,8 @@ const (
 	OK Result = iota
 	BadCredentials
 	LockedOut
+	// AddressThrottled: too many failed logins from the client's address.
+	AddressThrottled
 )
 
 func (r Result) String() string {
@@ -267,14 +269,17 @@ func (r Result) String() string {
 		return "BadCredentials"
 	case LockedOut:
 		return "LockedOut"
+	case AddressThrottled:
+		return "AddressThrottled"
 	}
 	return fmt.Sprintf("Result(%d)", int(r))
 }
 
 // Accounts combines a reloadable DB with a Lockout.
 type Accounts struct {
-	db      atomic.Pointer[DB]
-	lockout *Lockout
+	db       atomic.Pointer[DB]
+	lockout  *Lockout
+	throttle *Throttle
 }
 
 // New returns Accounts serving db. A nil lockout means no lockout policy.
@@ -282,9 +287,39 @@ func New(db *DB, lockout *Lockout) *Accounts {
 	if lockout == nil {
 		lockout = NewLockout(0, 0, nil)
 	}
-	a := &Accounts{lockout: lockout}
+	a := &Accounts{lockout: lockout, throttle: NewThrottle(0, 0, nil)}
 	a.db.Store(db)
 	return a
+}
+
+// SetThrottle installs the per-address failed-login throttle used by
+// AuthenticateFrom.
+func (a *Accounts) SetThrottle(t *Throttle) { a.throttle = t }
+
+// Throttle returns the per-address throttle.
+func (a *Accounts) Throttle() *Throttle { return a.throttle }
+
+// AuthenticateFrom is Authenticate for a client at addr. A throttled
+// address is refused before anything else and nothing is counted; a
+// failure that counts toward the account's lockout (not a repeat of a
+// recent wrong password) also counts toward the address's limit.
+func (a *Accounts) AuthenticateFrom(name, password, addr string) (canonical string, res Result, retryIn time.Duration) {
+	if rem, blocked := a.throttle.Blocked(addr); blocked {
+		return "", AddressThrottled, rem
+	}
+	if rem, locked := a.lockout.Locked(name); locked {
+		return "", LockedOut, rem
+	}
+	db := a.DB()
+	if !db.Check(name, password) {
+		if _, counted := a.lockout.FailPassword(name, password); counted {
+			a.throttle.Fail(addr)
+		}
+		return "", BadCredentials, 0
+	}
+	a.lockout.Succeed(name)
+	canonical, _ = db.Lookup(name)
+	return canonical, OK, 0
 }
 
 // DB returns the current DB.

@@ -14,9 +14,9 @@ func (s *Server) join(c *client) {
 		return
 	}
 	t := s.now()
-	quiet := s.cfg.AnnounceLimit > 0 && s.channel.size() > s.cfg.AnnounceLimit
+	quiet := s.conf().AnnounceLimit > 0 && s.channel.size() > s.conf().AnnounceLimit
 	build := func(extended bool, f form) []byte {
-		params := []string{s.cfg.Channel}
+		params := []string{s.conf().Channel}
 		if extended {
 			acct := c.account
 			if acct == "" {
@@ -60,8 +60,8 @@ func handleJOIN(c *client, m *irc.Message) {
 		if name == "" {
 			continue
 		}
-		if !strings.EqualFold(name, s.cfg.Channel) {
-			c.reply(irc.ERR_NOSUCHCHANNEL, name, "No such channel (this server has one channel: "+s.cfg.Channel+")")
+		if !strings.EqualFold(name, s.conf().Channel) {
+			c.reply(irc.ERR_NOSUCHCHANNEL, name, "No such channel (this server has one channel: "+s.conf().Channel+")")
 			continue
 		}
 		s.join(c)
@@ -71,7 +71,7 @@ func handleJOIN(c *client, m *irc.Message) {
 func handlePART(c *client, m *irc.Message) {
 	s := c.srv
 	for _, name := range strings.Split(m.Params[0], ",") {
-		if !strings.EqualFold(name, s.cfg.Channel) {
+		if !strings.EqualFold(name, s.conf().Channel) {
 			c.reply(irc.ERR_NOSUCHCHANNEL, name, "No such channel")
 			continue
 		}
@@ -80,7 +80,7 @@ func handlePART(c *client, m *irc.Message) {
 			reason = sanitize(m.Params[1])
 		}
 		if !s.channel.has(c) {
-			c.reply(irc.ERR_NOTONCHANNEL, s.cfg.Channel, "You're not on that channel")
+			c.reply(irc.ERR_NOTONCHANNEL, s.conf().Channel, "You're not on that channel")
 			continue
 		}
 		c.part(reason)
@@ -93,7 +93,7 @@ func (c *client) part(reason string) {
 		return
 	}
 	t := s.now()
-	params := []string{s.cfg.Channel}
+	params := []string{s.conf().Channel}
 	if reason != "" {
 		params = append(params, reason)
 	}
@@ -109,12 +109,12 @@ func (c *client) sendTopic(explicit bool) {
 	topic, by, at := s.channel.topicInfo()
 	if topic == "" {
 		if explicit {
-			c.reply(irc.RPL_NOTOPIC, s.cfg.Channel, "No topic is set")
+			c.reply(irc.RPL_NOTOPIC, s.conf().Channel, "No topic is set")
 		}
 		return
 	}
-	c.reply(irc.RPL_TOPIC, s.cfg.Channel, topic)
-	c.reply(rplTopicWhoTime, s.cfg.Channel, by, strconv.FormatInt(at.Unix(), 10))
+	c.reply(irc.RPL_TOPIC, s.conf().Channel, topic)
+	c.reply(rplTopicWhoTime, s.conf().Channel, by, strconv.FormatInt(at.Unix(), 10))
 }
 
 func (c *client) sendNames() {
@@ -129,11 +129,11 @@ func (c *client) sendNames() {
 			names = append(names, m.nick)
 		}
 	}
-	head := len(s.cfg.ServerName) + len(c.nick) + len(s.cfg.Channel) + 20
+	head := len(s.conf().ServerName) + len(c.nick) + len(s.conf().Channel) + 20
 	for _, chunk := range chunkWords(names, maxMessageLen-head) {
-		c.reply(irc.RPL_NAMREPLY, "=", s.cfg.Channel, chunk)
+		c.reply(irc.RPL_NAMREPLY, "=", s.conf().Channel, chunk)
 	}
-	c.reply(irc.RPL_ENDOFNAMES, s.cfg.Channel, "End of /NAMES list")
+	c.reply(irc.RPL_ENDOFNAMES, s.conf().Channel, "End of /NAMES list")
 }
 
 // chunkWords joins words with spaces into strings of at most limit bytes.
@@ -158,7 +158,7 @@ func chunkWords(words []string, limit int) []string {
 
 func handleNAMES(c *client, m *irc.Message) {
 	s := c.srv
-	if len(m.Params) == 0 || strings.EqualFold(m.Params[0], s.cfg.Channel) {
+	if len(m.Params) == 0 || strings.EqualFold(m.Params[0], s.conf().Channel) {
 		c.sendNames()
 		return
 	}
@@ -167,12 +167,12 @@ func handleNAMES(c *client, m *irc.Message) {
 
 func handleTOPIC(c *client, m *irc.Message) {
 	s := c.srv
-	if !strings.EqualFold(m.Params[0], s.cfg.Channel) {
+	if !strings.EqualFold(m.Params[0], s.conf().Channel) {
 		c.reply(irc.ERR_NOSUCHCHANNEL, m.Params[0], "No such channel")
 		return
 	}
 	if len(m.Params) > 1 {
-		c.reply(irc.ERR_CHANOPRIVSNEEDED, s.cfg.Channel, "The topic is set by the server's configuration")
+		c.reply(irc.ERR_CHANOPRIVSNEEDED, s.conf().Channel, "The topic is set by the server's configuration")
 		return
 	}
 	c.sendTopic(true)
@@ -181,9 +181,9 @@ func handleTOPIC(c *client, m *irc.Message) {
 func handleLIST(c *client, m *irc.Message) {
 	s := c.srv
 	c.reply(irc.RPL_LISTSTART, "Channel", "Users  Name")
-	if len(m.Params) == 0 || strings.Contains(","+strings.ToLower(m.Params[0])+",", ","+strings.ToLower(s.cfg.Channel)+",") || strings.HasPrefix(m.Params[0], ">") || strings.HasPrefix(m.Params[0], "<") {
+	if len(m.Params) == 0 || strings.Contains(","+strings.ToLower(m.Params[0])+",", ","+strings.ToLower(s.conf().Channel)+",") || strings.HasPrefix(m.Params[0], ">") || strings.HasPrefix(m.Params[0], "<") {
 		topic, _, _ := s.channel.topicInfo()
-		c.reply(irc.RPL_LIST, s.cfg.Channel, strconv.Itoa(s.channel.size()), topic)
+		c.reply(irc.RPL_LIST, s.conf().Channel, strconv.Itoa(s.channel.size()), topic)
 	}
 	c.reply(irc.RPL_LISTEND, "End of /LIST")
 }
@@ -192,25 +192,25 @@ func handleMODE(c *client, m *irc.Message) {
 	s := c.srv
 	target := m.Params[0]
 	if strings.HasPrefix(target, "#") {
-		if !strings.EqualFold(target, s.cfg.Channel) {
+		if !strings.EqualFold(target, s.conf().Channel) {
 			c.reply(irc.ERR_NOSUCHCHANNEL, target, "No such channel")
 			return
 		}
 		if len(m.Params) == 1 {
-			c.reply(irc.RPL_CHANNELMODEIS, s.cfg.Channel, "+nt")
-			c.reply(rplCreationTime, s.cfg.Channel, strconv.FormatInt(s.created.Unix(), 10))
+			c.reply(irc.RPL_CHANNELMODEIS, s.conf().Channel, "+nt")
+			c.reply(rplCreationTime, s.conf().Channel, strconv.FormatInt(s.created.Unix(), 10))
 			return
 		}
 		modes := strings.TrimLeft(m.Params[1], "+")
 		switch modes {
 		case "b":
-			c.reply(irc.RPL_ENDOFBANLIST, s.cfg.Channel, "End of channel ban list")
+			c.reply(irc.RPL_ENDOFBANLIST, s.conf().Channel, "End of channel ban list")
 		case "e":
-			c.reply(irc.RPL_ENDOFEXCEPTLIST, s.cfg.Channel, "End of channel exception list")
+			c.reply(irc.RPL_ENDOFEXCEPTLIST, s.conf().Channel, "End of channel exception list")
 		case "I":
-			c.reply(irc.RPL_ENDOFINVITELIST, s.cfg.Channel, "End of channel invite list")
+			c.reply(irc.RPL_ENDOFINVITELIST, s.conf().Channel, "End of channel invite list")
 		default:
-			c.reply(irc.ERR_CHANOPRIVSNEEDED, s.cfg.Channel, "Channel modes are fixed on this server")
+			c.reply(irc.ERR_CHANOPRIVSNEEDED, s.conf().Channel, "Channel modes are fixed on this server")
 		}
 		return
 	}
@@ -269,11 +269,11 @@ func handleAWAY(c *client, m *irc.Message) {
 }
 
 func handleVERSION(c *client, _ *irc.Message) {
-	cfg := &c.srv.cfg
+	cfg := c.srv.conf()
 	c.reply(irc.RPL_VERSION, cfg.Version, cfg.ServerName, "IRC chat server with offline messages")
 	c.isupport()
 }
 
 func handleTIME(c *client, _ *irc.Message) {
-	c.reply(irc.RPL_TIME, c.srv.cfg.ServerName, c.srv.now().UTC().Format(time.RFC1123))
+	c.reply(irc.RPL_TIME, c.srv.conf().ServerName, c.srv.now().UTC().Format(time.RFC1123))
 }

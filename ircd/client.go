@@ -83,25 +83,53 @@ type client struct {
 	authFailed  string // closing ERROR text after a failed SASL attempt
 	replayToken string
 	replayUpTo  uint64
+	replayCount int
 	pingSent    bool
 	monitoring  map[string]string // folded -> as given
 
 	quitOnce sync.Once
+	quitCh   chan struct{} // closed by quit: wakes a reader held by flood control
+
+	floodAt        time.Time // flood control's virtual clock (wall time)
+	throttledSince time.Time // start of the current run of delayed lines
 }
 
 func (s *Server) newClient(nc net.Conn) *client {
+	host := hostOf(nc.RemoteAddr())
+	cfg := s.conf()
 	s.mu.Lock()
-	if s.shutdown {
+	refusal := ""
+	switch {
+	case s.shutdown:
+		refusal = "Server shutting down"
+	case cfg.MaxClients > 0 && len(s.conns) >= cfg.MaxClients:
+		refusal = "Server is full"
+	case cfg.MaxPerIP > 0 && s.perIP[host] >= cfg.MaxPerIP:
+		refusal = "Too many connections from your address"
+	}
+	if refusal != "" {
 		s.mu.Unlock()
-		nc.Close()
+		s.stats.refused.Add(1)
+		s.log.Info("connection refused", "addr", host, "reason", refusal)
+		go func() {
+			nc.SetWriteDeadline(time.Now().Add(time.Second))
+			nc.Write(appendMessage(nil, "", "", "ERROR", "Closing link: "+refusal))
+			nc.Close()
+		}()
 		return nil
 	}
 	s.nextID++
-	c := &client{srv: s, nc: nc, id: s.nextID, host: hostOf(nc.RemoteAddr())}
-	c.out = newSendQueue(nc, s.cfg.SendQ, s.cfg.WriteTimeout, func() { c.quit("SendQ exceeded", "SendQ exceeded") })
+	c := &client{srv: s, nc: nc, id: s.nextID, host: host, quitCh: make(chan struct{})}
+	c.out = newSendQueue(nc, cfg.SendQ, cfg.WriteTimeout, func() {
+		s.stats.sendqDrops.Add(1)
+		c.quit("SendQ exceeded", "SendQ exceeded")
+	})
 	s.conns[c] = struct{}{}
+	s.perIP[host]++
 	s.wg.Add(1)
 	s.mu.Unlock()
+	s.stats.connections.Add(1)
+	s.log.Debug("connect", "conn", c.id, "addr", host)
 	return c
 }
 
@@ -131,7 +159,7 @@ func (c *client) sendLine(line []byte) { c.out.push(line) }
 // send queues a message from prefix (the server if empty).
 func (c *client) send(prefix, command string, params ...string) {
 	if prefix == "" {
-		prefix = c.srv.cfg.ServerName
+		prefix = c.srv.conf().ServerName
 	}
 	tags := ""
 	if c.has(capServerTime) {
@@ -154,6 +182,7 @@ func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05
 func (c *client) quit(reason, errorText string) {
 	c.quitOnce.Do(func() {
 		c.quitMsg.Store(&reason)
+		close(c.quitCh)
 		c.out.closeAfter(appendMessage(nil, "", "", "ERROR", "Closing link: "+errorText))
 	})
 }
@@ -164,12 +193,6 @@ func (c *client) serve() {
 	s := c.srv
 	defer s.wg.Done()
 	defer c.cleanup()
-	defer func() {
-		if r := recover(); r != nil {
-			s.log.Error("panic in connection", "conn", c.id, "panic", r, "stack", string(debug.Stack()))
-			c.quit("Internal error", "internal error")
-		}
-	}()
 	lr := &lineReader{r: c.nc}
 	connected := time.Now() // deadlines are wall-clock, not the injectable clock
 	for {
@@ -183,10 +206,11 @@ func (c *client) serve() {
 				}
 				if !c.pingSent {
 					c.pingSent = true
-					c.send("", "PING", s.cfg.ServerName)
+					c.send("", "PING", s.conf().ServerName)
 					continue
 				}
-				c.quit(fmt.Sprintf("Ping timeout: %d seconds", int((s.cfg.PingInterval+s.cfg.PingTimeout).Seconds())), "Ping timeout")
+				cfg := s.conf()
+				c.quit(fmt.Sprintf("Ping timeout: %d seconds", int((cfg.PingInterval+cfg.PingTimeout).Seconds())), "Ping timeout")
 				return
 			}
 			if errors.Is(err, errLineFlood) {
@@ -200,6 +224,10 @@ func (c *client) serve() {
 		if len(line) == 0 {
 			continue
 		}
+		if !c.floodWait() {
+			c.quit("Excess Flood", "Excess Flood")
+			return
+		}
 		if tooLong(line) {
 			c.reply(errInputTooLong, "Input line was too long")
 			continue
@@ -212,8 +240,44 @@ func (c *client) serve() {
 	}
 }
 
+// floodWait applies flood control before a line is handled: a client may
+// send FloodBurst lines at once, then one line per 1/FloodRate seconds;
+// lines beyond that are delayed (the reader sleeps, so TCP pushes back on
+// the client only). A client still being slowed after FloodKill is
+// flooding on purpose: floodWait returns false and it is disconnected.
+func (c *client) floodWait() bool {
+	cfg := c.srv.conf()
+	if cfg.FloodRate <= 0 {
+		return true
+	}
+	now := time.Now()
+	cost := time.Duration(float64(time.Second) / cfg.FloodRate)
+	if c.floodAt.Before(now) {
+		c.floodAt = now
+	}
+	c.floodAt = c.floodAt.Add(cost)
+	ahead := c.floodAt.Sub(now) - time.Duration(max(cfg.FloodBurst, 1))*cost
+	if ahead <= 0 {
+		c.throttledSince = time.Time{}
+		return true
+	}
+	if c.throttledSince.IsZero() {
+		c.throttledSince = now
+	}
+	if now.Sub(c.throttledSince) > cfg.FloodKill {
+		return false
+	}
+	t := time.NewTimer(ahead)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.quitCh:
+	}
+	return true
+}
+
 func (c *client) setReadDeadline(connected time.Time) {
-	cfg := &c.srv.cfg
+	cfg := c.srv.conf()
 	var d time.Time
 	switch {
 	case !c.registered:
@@ -234,6 +298,13 @@ func (c *client) handleLine(raw string) {
 	if c.registered {
 		c.idle.Store(c.srv.now().Unix())
 	}
+	defer func() {
+		if r := recover(); r != nil {
+			c.srv.log.Error("panic in command", "command", msg.Command, "conn", c.id, "nick", c.nick,
+				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			c.quit("Internal error", "internal error while handling "+msg.Command)
+		}
+	}()
 	c.dispatch(msg, raw)
 }
 
@@ -269,18 +340,21 @@ func (c *client) cleanup() {
 	s.unmonitorAll(c)
 	s.mu.Lock()
 	delete(s.conns, c)
+	if s.perIP[c.host]--; s.perIP[c.host] <= 0 {
+		delete(s.perIP, c.host)
+	}
 	s.mu.Unlock()
 	// Wait for the final flush (bounded by the write timeout) so ERROR
 	// reaches the peer before the socket closes.
 	select {
 	case <-c.out.done:
-	case <-time.After(s.cfg.WriteTimeout + time.Second):
+	case <-time.After(s.conf().WriteTimeout + time.Second):
 		c.nc.Close()
 	}
 }
 
 func (s *Server) announceQuit(c *client, reason string) {
-	if s.cfg.AnnounceLimit > 0 && s.channel.size() >= s.cfg.AnnounceLimit {
+	if s.conf().AnnounceLimit > 0 && s.channel.size() >= s.conf().AnnounceLimit {
 		return
 	}
 	t := s.now()

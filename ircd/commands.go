@@ -18,7 +18,8 @@ type command struct {
 // of the line" whether or not it starts with ':'.
 type aliasCommand func(c *client, rest string)
 
-var commands = map[string]command{
+// commandTable is the default command table, copied into each Server.
+var commandTable = map[string]command{
 	"CAP":          {handleCAP, 1, true},
 	"PASS":         {handlePASS, 1, true},
 	"NICK":         {handleNICK, 1, true},
@@ -62,7 +63,7 @@ var restCommands = map[string]struct {
 	run  func(c *client, args []string, text string)
 }{
 	"BROADCAST": {0, func(c *client, _ []string, text string) {
-		c.privmsg("PRIVMSG", c.srv.cfg.Channel, text, "")
+		c.privmsg("PRIVMSG", c.srv.conf().Channel, text, "")
 	}},
 	"MESSAGE": {1, func(c *client, args []string, text string) {
 		c.privmsg("PRIVMSG", args[0], text, "")
@@ -83,7 +84,7 @@ func (c *client) dispatch(m *irc.Message, raw string) {
 		rc.run(c, args, text)
 		return
 	}
-	cmd, ok := commands[m.Command]
+	cmd, ok := c.srv.commands[m.Command]
 	if !ok {
 		if c.registered {
 			c.reply(irc.ERR_UNKNOWNCOMMAND, m.Command, "Unknown command")
@@ -140,7 +141,7 @@ func splitRest(raw string, n int) (args []string, text string, ok bool) {
 }
 
 func handlePING(c *client, m *irc.Message) {
-	c.send("", "PONG", c.srv.cfg.ServerName, m.Params[0])
+	c.send("", "PONG", c.srv.conf().ServerName, m.Params[0])
 }
 
 func handlePONG(c *client, m *irc.Message) {

@@ -88,24 +88,25 @@ func (c *client) privmsg(command, target, text, tags string) {
 		return
 	}
 	s := c.srv
+	s.stats.relayed.Add(1)
 	params := []string{target, text}
 	if command == "TAGMSG" {
 		params = params[:1]
 	}
 	if strings.HasPrefix(target, "#") {
-		if !strings.EqualFold(target, s.cfg.Channel) {
+		if !strings.EqualFold(target, s.conf().Channel) {
 			if !notice {
-				c.reply(irc.ERR_NOSUCHCHANNEL, target, "No such channel (this server has one channel: "+s.cfg.Channel+")")
+				c.reply(irc.ERR_NOSUCHCHANNEL, target, "No such channel (this server has one channel: "+s.conf().Channel+")")
 			}
 			return
 		}
 		if !s.channel.has(c) {
 			if !notice {
-				c.reply(irc.ERR_CANNOTSENDTOCHAN, s.cfg.Channel, "Cannot send to channel (you are not in it; /join "+s.cfg.Channel+")")
+				c.reply(irc.ERR_CANNOTSENDTOCHAN, s.conf().Channel, "Cannot send to channel (you are not in it; /join "+s.conf().Channel+")")
 			}
 			return
 		}
-		params[0] = s.cfg.Channel
+		params[0] = s.conf().Channel
 		t := s.now()
 		s.channel.broadcast(c, c.has(capEchoMessage), func(f form) []byte {
 			if command == "TAGMSG" && f&formTags == 0 {
@@ -157,6 +158,9 @@ func (s *Server) deliver(from *client, command, target, text, tags string) {
 		return
 	}
 	_, err := s.store.Append(key, store.Message{From: from.prefix, Command: command, Text: text, Time: s.now()})
+	if err == nil {
+		s.stats.offlineStored.Add(1)
+	}
 	switch {
 	case errors.Is(err, store.ErrMailboxFull):
 		from.reply(errCantSendToUser, canonical, canonical+"'s mailbox is full; your message was not stored")
@@ -232,6 +236,7 @@ func (c *client) replayOffline() {
 		c.out.push(appendMessage(nil, tags, m.From, m.Command, c.nick, text))
 	}
 	c.replayUpTo = msgs[len(msgs)-1].ID
+	c.replayCount = len(msgs)
 	c.replayToken = "replay-" + strconv.FormatUint(c.replayUpTo, 10) + "-" + strconv.FormatInt(time.Now().UnixNano()%1e6, 10)
 	c.send("", "PING", c.replayToken)
 }
@@ -254,5 +259,6 @@ func (c *client) ackReplay() {
 		s.log.Error("deleting delivered offline messages", "account", c.account, "err", err)
 		return
 	}
-	c.replayToken, c.replayUpTo = "", 0
+	s.stats.offlineDelivered.Add(uint64(c.replayCount))
+	c.replayToken, c.replayUpTo, c.replayCount = "", 0, 0
 }

@@ -33,7 +33,7 @@ func (s *Server) others(c *client) []*client {
 // noticeList sends items as server NOTICEs, each line under the 512-byte
 // limit, with head before the first item of each line.
 func (c *client) noticeList(head string, items []string) {
-	limit := maxMessageLen - len(c.srv.cfg.ServerName) - len(c.nick) - len(head) - 40
+	limit := maxMessageLen - len(c.srv.conf().ServerName) - len(c.nick) - len(head) - 40
 	for _, line := range chunkWords(items, limit) {
 		c.notice(head + line)
 	}
@@ -59,7 +59,7 @@ func handleWHOELSE(c *client, _ *irc.Message) {
 func handleWHOLASTHR(c *client, _ *irc.Message) {
 	s := c.srv
 	now := s.now()
-	since := now.Add(-s.cfg.Recent)
+	since := now.Add(-s.conf().Recent)
 	type seen struct {
 		key, text string
 	}
@@ -90,8 +90,8 @@ func handleWHOLASTHR(c *client, _ *irc.Message) {
 			items[i] += ","
 		}
 	}
-	c.noticeList("Last "+shortDuration(s.cfg.Recent)+": ", items)
-	c.notice(plural(len(list), "other user", "other users") + " connected in the last " + shortDuration(s.cfg.Recent))
+	c.noticeList("Last "+shortDuration(s.conf().Recent)+": ", items)
+	c.notice(plural(len(list), "other user", "other users") + " connected in the last " + shortDuration(s.conf().Recent))
 }
 
 func ago(d time.Duration) string {
@@ -121,9 +121,9 @@ func handleWHO(c *client, m *irc.Message) {
 	}
 	var list []*client
 	channel := "*"
-	if strings.EqualFold(mask, s.cfg.Channel) {
+	if strings.EqualFold(mask, s.conf().Channel) {
 		list = s.channel.list()
-		channel = s.cfg.Channel
+		channel = s.conf().Channel
 	} else {
 		pattern := accounts.Fold(mask)
 		for _, u := range append(s.others(c), c) {
@@ -136,13 +136,13 @@ func handleWHO(c *client, m *irc.Message) {
 	for _, u := range list {
 		ch := channel
 		if ch == "*" && s.channel.has(u) {
-			ch = s.cfg.Channel
+			ch = s.conf().Channel
 		}
 		flags := "H"
 		if u.away.Load() != nil {
 			flags = "G"
 		}
-		c.reply(irc.RPL_WHOREPLY, ch, u.user, u.host, s.cfg.ServerName, u.nick, flags, "0 "+u.realname)
+		c.reply(irc.RPL_WHOREPLY, ch, u.user, u.host, s.conf().ServerName, u.nick, flags, "0 "+u.realname)
 	}
 	c.reply(irc.RPL_ENDOFWHO, mask, "End of /WHO list")
 }
@@ -158,9 +158,9 @@ func handleWHOIS(c *client, m *irc.Message) {
 	}
 	c.reply(irc.RPL_WHOISUSER, u.nick, u.user, u.host, "*", u.realname)
 	if s.channel.has(u) {
-		c.reply(irc.RPL_WHOISCHANNELS, u.nick, s.cfg.Channel)
+		c.reply(irc.RPL_WHOISCHANNELS, u.nick, s.conf().Channel)
 	}
-	c.reply(irc.RPL_WHOISSERVER, u.nick, s.cfg.ServerName, s.cfg.Network)
+	c.reply(irc.RPL_WHOISSERVER, u.nick, s.conf().ServerName, s.conf().Network)
 	if u.account != "" {
 		c.reply(rplWhoisAccount, u.nick, u.account, "is logged in as")
 	}
@@ -187,7 +187,7 @@ func handleWHOWAS(c *client, m *irc.Message) {
 			name = canonical
 		}
 		c.reply(irc.RPL_WHOWASUSER, name, name, "offline", "*", name)
-		c.reply(irc.RPL_WHOISSERVER, name, s.cfg.ServerName, "last seen "+at.UTC().Format(time.RFC1123))
+		c.reply(irc.RPL_WHOISSERVER, name, s.conf().ServerName, "last seen "+at.UTC().Format(time.RFC1123))
 	}
 	c.reply(irc.RPL_ENDOFWHOWAS, nick, "End of WHOWAS")
 }
@@ -238,8 +238,8 @@ func handleMONITOR(c *client, m *irc.Message) {
 			}
 			key := accounts.Fold(nick)
 			if _, dup := c.monitoring[key]; !dup {
-				if len(c.monitoring) >= s.cfg.MonitorLimit {
-					c.reply(irc.ERR_MONLISTFULL, strconv.Itoa(s.cfg.MonitorLimit), nick, "Monitor list is full.")
+				if len(c.monitoring) >= s.conf().MonitorLimit {
+					c.reply(irc.ERR_MONLISTFULL, strconv.Itoa(s.conf().MonitorLimit), nick, "Monitor list is full.")
 					break
 				}
 				if c.monitoring == nil {

@@ -226,19 +226,27 @@ func handleAUTHENTICATE(c *client, m *irc.Message) {
 // for the closing ERROR.
 func (c *client) authenticate(name, password string) (account, refusal string) {
 	s := c.srv
-	canonical, res, retry := s.accounts.Authenticate(name, password)
+	canonical, res, retry := s.accounts.AuthenticateFrom(name, password, c.host)
+	secs := int((retry + time.Second - 1) / time.Second)
 	switch res {
 	case accounts.OK:
+		s.stats.logins.Add(1)
 		s.log.Info("login ok", "account", canonical, "addr", c.host)
 		return canonical, ""
 	case accounts.LockedOut:
-		s.log.Warn("login refused: locked", "account", name, "addr", c.host)
-		secs := int((retry + time.Second - 1) / time.Second)
+		s.stats.loginFailures.Add(1)
+		s.log.Warn("login failed", "account", name, "addr", c.host, "reason", "account locked")
 		return "", fmt.Sprintf("Unauthorized (too many failed logins, retry in %ds)", secs)
+	case accounts.AddressThrottled:
+		s.stats.loginFailures.Add(1)
+		s.log.Warn("login failed", "account", name, "addr", c.host, "reason", "address throttled")
+		return "", fmt.Sprintf("Unauthorized (too many failed logins from your address, retry in %ds)", secs)
 	default:
-		s.log.Warn("login failed", "account", name, "addr", c.host)
+		s.stats.loginFailures.Add(1)
+		s.log.Warn("login failed", "account", name, "addr", c.host, "reason", "bad account or password")
 		if _, locked := s.accounts.Lockout().Locked(name); locked {
-			s.log.Warn("lockout started", "account", name)
+			s.stats.lockouts.Add(1)
+			s.log.Warn("lockout started", "account", name, "addr", c.host)
 		}
 		return "", unauthorized
 	}
@@ -295,7 +303,7 @@ func (c *client) maybeRegister() {
 		}
 		account = acct
 	default:
-		if _, isAccount := s.accounts.DB().Lookup(nick); s.cfg.Guests && !isAccount {
+		if _, isAccount := s.accounts.DB().Lookup(nick); s.conf().Guests && !isAccount {
 			break // guest
 		}
 		c.refuse("Password required", "Unauthorized (login required: send PASS <password> with NICK <account>, or use SASL PLAIN)")
@@ -327,7 +335,7 @@ func (c *client) completeRegistration() {
 			c.reply(irc.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
 			return
 		}
-		if s.cfg.OnDuplicate != "replace" {
+		if s.conf().OnDuplicate != "replace" {
 			s.mu.Unlock()
 			s.log.Info("login refused: already logged in", "account", c.account, "addr", c.host)
 			text := "account " + c.account + " is already logged in"
@@ -363,7 +371,7 @@ func (c *client) completeRegistration() {
 
 func (c *client) welcome() {
 	s := c.srv
-	cfg := &s.cfg
+	cfg := s.conf()
 	c.reply(irc.RPL_WELCOME, fmt.Sprintf("Welcome to the %s IRC Network %s", cfg.Network, c.prefix))
 	c.reply(irc.RPL_YOURHOST, fmt.Sprintf("Your host is %s, running version %s", cfg.ServerName, cfg.Version))
 	c.reply(irc.RPL_CREATED, "This server was created "+s.created.UTC().Format(time.RFC1123))
@@ -374,7 +382,7 @@ func (c *client) welcome() {
 }
 
 func (c *client) isupport() {
-	cfg := &c.srv.cfg
+	cfg := c.srv.conf()
 	tokens := []string{
 		"AWAYLEN=200", "CASEMAPPING=ascii", "CHANLIMIT=#:1", "CHANMODES=,,,nt",
 		"CHANNELLEN=50", "CHANTYPES=#", "LINELEN=512", "MONITOR=" + strconv.Itoa(cfg.MonitorLimit),
@@ -400,7 +408,7 @@ func (c *client) lusers() {
 }
 
 func (c *client) motd() {
-	cfg := &c.srv.cfg
+	cfg := c.srv.conf()
 	if strings.TrimSpace(cfg.MOTD) == "" {
 		c.reply(irc.ERR_NOMOTD, "MOTD File is missing")
 		return

@@ -41,7 +41,10 @@ func (q *sendQueue) push(line []byte) bool {
 	if q.limit > 0 && q.bytes+len(line) > q.limit {
 		// Drop what is queued: the peer is not reading, and the ERROR
 		// line that follows must not wait behind megabytes of backlog.
+		// A write already blocked on this peer gets a short deadline too.
 		q.lines, q.bytes = nil, 0
+		q.timeout = time.Second
+		q.conn.SetWriteDeadline(time.Now().Add(q.timeout))
 		onFull := q.onFull
 		q.onFull = nil
 		q.mu.Unlock()
@@ -101,10 +104,11 @@ func (q *sendQueue) flush() {
 		}
 		batch := q.lines
 		q.lines, q.bytes = spare[:0], 0
+		timeout := q.timeout
 		q.mu.Unlock()
 
-		if q.timeout > 0 {
-			q.conn.SetWriteDeadline(time.Now().Add(q.timeout))
+		if timeout > 0 {
+			q.conn.SetWriteDeadline(time.Now().Add(timeout))
 		}
 		bufs := net.Buffers(batch)
 		if _, err := bufs.WriteTo(q.conn); err != nil {

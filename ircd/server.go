@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lobbychat/ircd/accounts"
@@ -53,8 +54,15 @@ type Config struct {
 	RegTimeout    time.Duration
 	PingInterval  time.Duration
 	PingTimeout   time.Duration
+	MaxClients    int           // connections in all; 0 = no limit
+	MaxPerIP      int           // connections per address; 0 = no limit
+	FloodBurst    int           // lines a client may send at once before being slowed
+	FloodRate     float64       // lines per second after the burst; 0 = no flood control
+	FloodKill     time.Duration // how long a client may stay throttled before "Excess Flood"
 	Logger        *slog.Logger
 	Now           func() time.Time // injectable clock
+
+	extraCommands map[string]command // tests only: added to the command table
 }
 
 func (c *Config) setDefaults() {
@@ -79,6 +87,7 @@ func (c *Config) setDefaults() {
 	dur(&c.RegTimeout, 60*time.Second)
 	dur(&c.PingInterval, 120*time.Second)
 	dur(&c.PingTimeout, 60*time.Second)
+	dur(&c.FloodKill, 10*time.Second)
 	if c.SilenceLimit <= 0 {
 		c.SilenceLimit = 32
 	}
@@ -98,7 +107,7 @@ func (c *Config) setDefaults() {
 
 // Server is one chat server. Several can run in one process.
 type Server struct {
-	cfg      Config
+	live     atomic.Pointer[Config] // replaced whole on Reload; never mutated
 	log      *slog.Logger
 	accounts *accounts.Accounts
 	store    Store
@@ -113,12 +122,16 @@ type Server struct {
 	mu        sync.RWMutex
 	users     map[string]*client            // folded nick -> registered client
 	conns     map[*client]struct{}          // every open connection
+	perIP     map[string]int                // open connections per address
 	lastSeen  map[string]time.Time          // folded nick -> when they left
 	silences  map[string]*silenceList       // folded account -> its list
 	monitors  map[string]map[*client]string // folded target -> watchers
 	listeners map[net.Listener]struct{}
 	shutdown  bool
 	nextID    uint64
+
+	stats    stats
+	commands map[string]command // the command table; read-only after New
 
 	wg       sync.WaitGroup // connections
 	stop     chan struct{}
@@ -134,17 +147,25 @@ func New(cfg Config, acc *accounts.Accounts, st Store) (*Server, error) {
 		return nil, fmt.Errorf("invalid channel name %q", cfg.Channel)
 	}
 	s := &Server{
-		cfg:       cfg,
 		log:       cfg.Logger,
 		accounts:  acc,
 		store:     st,
 		created:   cfg.Now(),
 		users:     make(map[string]*client),
 		conns:     make(map[*client]struct{}),
+		perIP:     make(map[string]int),
 		silences:  make(map[string]*silenceList),
 		monitors:  make(map[string]map[*client]string),
 		listeners: make(map[net.Listener]struct{}),
 		stop:      make(chan struct{}),
+	}
+	s.live.Store(&cfg)
+	s.commands = make(map[string]command, len(commandTable)+len(cfg.extraCommands))
+	for name, cmd := range commandTable {
+		s.commands[name] = cmd
+	}
+	for name, cmd := range cfg.extraCommands {
+		s.commands[name] = cmd
 	}
 	s.channel = newChannel(cfg.Channel, cfg.Topic, cfg.ServerName, s.created)
 	seen, err := st.LastSeen()
@@ -164,7 +185,23 @@ func New(cfg Config, acc *accounts.Accounts, st Store) (*Server, error) {
 	return s, nil
 }
 
-func (s *Server) now() time.Time { return s.cfg.Now() }
+func (s *Server) now() time.Time { return s.conf().Now() }
+
+// conf returns the current configuration. Callers must not modify it.
+func (s *Server) conf() *Config { return s.live.Load() }
+
+// Reload applies a new configuration. Names, the channel, the clock and
+// the logger stay as they were; limits, MOTD, guests, duplicate policy
+// and the presence window take effect for the next command or
+// connection that uses them.
+func (s *Server) Reload(cfg Config) {
+	old := s.conf()
+	cfg.ServerName, cfg.Network, cfg.Version = old.ServerName, old.Network, old.Version
+	cfg.Channel, cfg.Topic = old.Channel, old.Topic
+	cfg.Now, cfg.Logger = old.Now, old.Logger
+	cfg.setDefaults()
+	s.live.Store(&cfg)
+}
 
 func (s *Server) mailLock(key string) *sync.RWMutex {
 	h := fnv.New32a()
@@ -257,7 +294,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // after a crash WHOLASTHR still counts them as seen at about that moment.
 func (s *Server) lastSeenLoop() {
 	defer s.bg.Done()
-	t := time.NewTicker(s.cfg.LastSeenFlush)
+	t := time.NewTicker(s.conf().LastSeenFlush)
 	defer t.Stop()
 	for {
 		select {
@@ -315,5 +352,41 @@ func (s *Server) AccountsChanged() {
 	s.mu.RUnlock()
 	for _, c := range gone {
 		c.quit("Account removed", "Unauthorized (account removed)")
+	}
+}
+
+// stats are the server's counters, bumped on the paths they count.
+type stats struct {
+	connections, refused, logins, loginFailures, lockouts atomic.Uint64
+	relayed, offlineStored, offlineDelivered, sendqDrops  atomic.Uint64
+}
+
+// Stats is a snapshot of the server's counters and gauges, for metrics.
+type Stats struct {
+	Connections      int    // open connections now
+	LoggedIn         int    // registered users now
+	ConnectionsTotal uint64 // accepted since start
+	Refused          uint64 // refused by max_clients / max_per_ip
+	Logins           uint64
+	LoginFailures    uint64
+	Lockouts         uint64 // account lockouts started
+	MessagesRelayed  uint64 // PRIVMSG/NOTICE/TAGMSG from users, live or stored
+	OfflineStored    uint64
+	OfflineDelivered uint64 // acknowledged by the recipient
+	SendQDisconnects uint64
+}
+
+// Stats returns the current counters.
+func (s *Server) Stats() Stats {
+	s.mu.RLock()
+	conns, users := len(s.conns), len(s.users)
+	s.mu.RUnlock()
+	st := &s.stats
+	return Stats{
+		Connections: conns, LoggedIn: users,
+		ConnectionsTotal: st.connections.Load(), Refused: st.refused.Load(),
+		Logins: st.logins.Load(), LoginFailures: st.loginFailures.Load(), Lockouts: st.lockouts.Load(),
+		MessagesRelayed: st.relayed.Load(), OfflineStored: st.offlineStored.Load(),
+		OfflineDelivered: st.offlineDelivered.Load(), SendQDisconnects: st.sendqDrops.Load(),
 	}
 }

@@ -128,7 +128,7 @@ func (c *client) changeSilence(arg string) bool {
 			c.send(c.prefix, "SILENCE", "+"+mask)
 			return true
 		}
-		if len(cur) >= s.cfg.SilenceLimit {
+		if len(cur) >= s.conf().SilenceLimit {
 			c.reply(errSileListFull, mask, "Your silence list is full")
 			return false
 		}
