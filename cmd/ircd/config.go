@@ -52,11 +52,25 @@ type config struct {
 		Recent duration `toml:"recent"`
 	} `toml:"presence"`
 	Limits struct {
+		MaxClients          int      `toml:"max_clients"`
+		MaxPerIP            int      `toml:"max_per_ip"`
 		SendQ               int      `toml:"sendq"`
 		RegistrationTimeout duration `toml:"registration_timeout"`
 		PingInterval        duration `toml:"ping_interval"`
 		PingTimeout         duration `toml:"ping_timeout"`
+		FloodBurst          int      `toml:"flood_burst"`
+		FloodRate           float64  `toml:"flood_rate"`
+		IPLoginFailures     int      `toml:"ip_login_failures"`
+		IPLoginWindow       duration `toml:"ip_login_window"`
 	} `toml:"limits"`
+	TLS struct {
+		Listen []string `toml:"listen"`
+		Cert   string   `toml:"cert"`
+		Key    string   `toml:"key"`
+	} `toml:"tls"`
+	Metrics struct {
+		Listen string `toml:"listen"`
+	} `toml:"metrics"`
 	Log struct {
 		Level  string `toml:"level"`
 		Format string `toml:"format"`
@@ -76,7 +90,13 @@ func defaultConfig() config {
 	c.Store.Path = "data/ircd.db"
 	c.Store.MailboxLimit = 1000
 	c.Presence.Recent.Duration = time.Hour
+	c.Limits.MaxClients = 10000
+	c.Limits.MaxPerIP = 10
 	c.Limits.SendQ = 1 << 20
+	c.Limits.FloodBurst = 10
+	c.Limits.FloodRate = 2
+	c.Limits.IPLoginFailures = 10
+	c.Limits.IPLoginWindow.Duration = 10 * time.Minute
 	c.Limits.RegistrationTimeout.Duration = 60 * time.Second
 	c.Limits.PingInterval.Duration = 120 * time.Second
 	c.Limits.PingTimeout.Duration = 60 * time.Second
@@ -115,7 +135,14 @@ func loadConfig(path string) (config, error) {
 	check(c.Store.Path != "", "store.path", "must be set")
 	check(c.Store.MailboxLimit >= 0, "store.mailbox_limit", "must be >= 0 (0 = no limit)")
 	check(c.Presence.Recent.Duration > 0, "presence.recent", "must be > 0")
+	check(c.Limits.MaxClients >= 0, "limits.max_clients", "must be >= 0 (0 = no limit)")
+	check(c.Limits.MaxPerIP >= 0, "limits.max_per_ip", "must be >= 0 (0 = no limit)")
 	check(c.Limits.SendQ >= 4096, "limits.sendq", "must be at least 4096 bytes")
+	check(c.Limits.FloodBurst >= 1, "limits.flood_burst", "must be >= 1")
+	check(c.Limits.FloodRate >= 0, "limits.flood_rate", "must be >= 0 (0 = no flood control)")
+	check(c.Limits.IPLoginFailures >= 0, "limits.ip_login_failures", "must be >= 0 (0 = no per-address throttle)")
+	check(c.Limits.IPLoginWindow.Duration > 0, "limits.ip_login_window", "must be > 0")
+	check(len(c.TLS.Listen) == 0 || (c.TLS.Cert != "" && c.TLS.Key != ""), "tls", "listen needs cert and key")
 	check(c.Limits.RegistrationTimeout.Duration > 0, "limits.registration_timeout", "must be > 0")
 	check(c.Limits.PingInterval.Duration > 0, "limits.ping_interval", "must be > 0")
 	check(c.Limits.PingTimeout.Duration > 0, "limits.ping_timeout", "must be > 0")
@@ -128,6 +155,12 @@ func loadConfig(path string) (config, error) {
 	dir := filepath.Dir(path)
 	c.Accounts.UsersFile = resolve(dir, c.Accounts.UsersFile)
 	c.Store.Path = resolve(dir, c.Store.Path)
+	if c.TLS.Cert != "" {
+		c.TLS.Cert = resolve(dir, c.TLS.Cert)
+	}
+	if c.TLS.Key != "" {
+		c.TLS.Key = resolve(dir, c.TLS.Key)
+	}
 	return c, nil
 }
 

@@ -14,8 +14,8 @@ import (
 	"time"
 )
 
-// daemon is bin/ircd run as a subprocess, as an operator runs it.
-type daemon struct {
+// testDaemon is bin/ircd run as a subprocess, as an operator runs it.
+type testDaemon struct {
 	t    *testing.T
 	bin  string
 	dir  string
@@ -34,7 +34,7 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-func newDaemon(t *testing.T) *daemon {
+func newDaemon(t *testing.T, extra ...string) *testDaemon {
 	t.Helper()
 	dir := t.TempDir()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -43,10 +43,10 @@ func newDaemon(t *testing.T) *daemon {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cfg := fmt.Sprintf("[server]\nlisten = [%q]\n[store]\npath = \"state/ircd.db\"\n", addr)
+	cfg := fmt.Sprintf("[server]\nlisten = [%q]\n[store]\npath = \"state/ircd.db\"\n%s\n", addr, strings.Join(extra, "\n"))
 	os.WriteFile(filepath.Join(dir, "config.toml"), []byte(cfg), 0o600)
 	os.WriteFile(filepath.Join(dir, "users.txt"), []byte("alice alicepw\nbob bobpw\n"), 0o600)
-	d := &daemon{t: t, bin: buildBinary(t), dir: dir, addr: addr}
+	d := &testDaemon{t: t, bin: buildBinary(t), dir: dir, addr: addr}
 	t.Cleanup(func() {
 		if d.cmd != nil {
 			d.cmd.Process.Kill()
@@ -56,7 +56,7 @@ func newDaemon(t *testing.T) *daemon {
 	return d
 }
 
-func (d *daemon) start() {
+func (d *testDaemon) start() {
 	d.t.Helper()
 	d.cmd = exec.Command(d.bin, "-config", filepath.Join(d.dir, "config.toml"))
 	d.log = filepath.Join(d.dir, fmt.Sprintf("log-%d", time.Now().UnixNano()))
@@ -78,7 +78,7 @@ func (d *daemon) start() {
 	}
 }
 
-func (d *daemon) signal(sig syscall.Signal) error {
+func (d *testDaemon) signal(sig syscall.Signal) error {
 	d.cmd.Process.Signal(sig)
 	err := d.cmd.Wait()
 	d.cmd = nil
@@ -91,7 +91,7 @@ type lineConn struct {
 	r *bufio.Reader
 }
 
-func (d *daemon) login(nick string) *lineConn {
+func (d *testDaemon) login(nick string) *lineConn {
 	d.t.Helper()
 	c, err := net.Dial("tcp", d.addr)
 	if err != nil {

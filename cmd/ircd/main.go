@@ -8,12 +8,14 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -107,8 +109,9 @@ func passwd(stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func newLogger(cfg config, w io.Writer) *slog.Logger {
-	level, _ := parseLevel(cfg.Log.Level)
+func newLogger(cfg config, level *slog.LevelVar, w io.Writer) *slog.Logger {
+	l, _ := parseLevel(cfg.Log.Level)
+	level.Set(l)
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Log.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
@@ -131,6 +134,10 @@ func serverConfig(cfg config, log *slog.Logger) ircd.Config {
 		RegTimeout:    cfg.Limits.RegistrationTimeout.Duration,
 		PingInterval:  cfg.Limits.PingInterval.Duration,
 		PingTimeout:   cfg.Limits.PingTimeout.Duration,
+		MaxClients:    cfg.Limits.MaxClients,
+		MaxPerIP:      cfg.Limits.MaxPerIP,
+		FloodBurst:    cfg.Limits.FloodBurst,
+		FloodRate:     cfg.Limits.FloodRate,
 		Logger:        log,
 	}
 }
@@ -146,73 +153,145 @@ func loadUsers(path string, log *slog.Logger) (*accounts.DB, error) {
 	return db, nil
 }
 
+// daemon is one running server with everything main wires around it.
+type daemon struct {
+	path  string
+	cfg   config
+	log   *slog.Logger
+	level *slog.LevelVar
+	acc   *accounts.Accounts
+	srv   *ircd.Server
+	certs certStore
+}
+
 func run(path string, stderr io.Writer) error {
 	cfg, err := loadConfig(path)
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg, stderr)
-	db, err := loadUsers(cfg.Accounts.UsersFile, log)
+	d := &daemon{path: path, cfg: cfg, level: new(slog.LevelVar)}
+	d.log = newLogger(cfg, d.level, stderr)
+	db, err := loadUsers(cfg.Accounts.UsersFile, d.log)
 	if err != nil {
 		return err
 	}
-	acc := accounts.New(db, accounts.NewLockout(cfg.Accounts.MaxFailures, cfg.Accounts.Lockout.Duration, time.Now))
+	if len(cfg.TLS.Listen) > 0 {
+		if err := d.certs.load(cfg.TLS.Cert, cfg.TLS.Key); err != nil {
+			return err
+		}
+	}
+	d.acc = accounts.New(db, accounts.NewLockout(cfg.Accounts.MaxFailures, cfg.Accounts.Lockout.Duration, time.Now))
+	d.acc.SetThrottle(accounts.NewThrottle(cfg.Limits.IPLoginFailures, cfg.Limits.IPLoginWindow.Duration, time.Now))
 	st, err := store.Open(cfg.Store.Path, store.Options{MailboxLimit: cfg.Store.MailboxLimit})
 	if err != nil {
 		return err
 	}
-	srv, err := ircd.New(serverConfig(cfg, log), acc, st)
+	d.srv, err = ircd.New(serverConfig(cfg, d.log), d.acc, st)
 	if err != nil {
 		st.Close()
 		return err
 	}
-	var listeners []net.Listener
-	for _, addr := range cfg.Server.Listen {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			for _, l := range listeners {
-				l.Close()
-			}
-			srv.Shutdown(context.Background())
-			return fmt.Errorf("listen %s: %w", addr, err)
-		}
-		listeners = append(listeners, l)
-		log.Info("listening", "addr", l.Addr().String())
-	}
-	serveErr := make(chan error, len(listeners))
-	for _, l := range listeners {
-		go func() { serveErr <- srv.Serve(l) }()
+	serveErr := make(chan error, len(cfg.Server.Listen)+len(cfg.TLS.Listen)+1)
+	if err := d.listen(serveErr); err != nil {
+		d.shutdown()
+		return err
 	}
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	for {
 		select {
 		case err := <-serveErr:
-			log.Error("listener failed", "err", err)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			srv.Shutdown(ctx)
-			cancel()
+			d.log.Error("listener failed", "err", err)
+			d.shutdown()
 			return err
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				if db, err := loadUsers(cfg.Accounts.UsersFile, log); err != nil {
-					log.Error("reload failed; keeping the old users", "err", err)
-				} else {
-					acc.Swap(db)
-					srv.AccountsChanged()
-					log.Info("reloaded users file", "accounts", db.Len())
-				}
+				d.reload(st)
 				continue
 			}
-			log.Info("shutting down", "signal", sig.String())
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			err := srv.Shutdown(ctx)
-			cancel()
-			if err != nil {
-				log.Error("shutdown", "err", err)
-			}
+			d.log.Info("shutting down", "signal", sig.String())
+			d.shutdown()
 			return nil
 		}
+	}
+}
+
+// listen opens every plaintext, TLS and metrics listener, or none.
+func (d *daemon) listen(serveErr chan<- error) error {
+	var opened []net.Listener
+	fail := func(err error) error {
+		for _, l := range opened {
+			l.Close()
+		}
+		return err
+	}
+	for _, addr := range d.cfg.Server.Listen {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fail(fmt.Errorf("listen %s: %w", addr, err))
+		}
+		opened = append(opened, l)
+	}
+	for _, addr := range d.cfg.TLS.Listen {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fail(fmt.Errorf("listen (tls) %s: %w", addr, err))
+		}
+		opened = append(opened, tls.NewListener(l, d.certs.tlsConfig()))
+	}
+	if addr := d.cfg.Metrics.Listen; addr != "" {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fail(fmt.Errorf("listen (metrics) %s: %w", addr, err))
+		}
+		d.log.Info("metrics listening", "addr", l.Addr().String())
+		hs := &http.Server{Handler: metricsHandler(d.srv), ReadHeaderTimeout: 5 * time.Second}
+		go func() { serveErr <- hs.Serve(l) }()
+	}
+	for _, l := range opened {
+		d.log.Info("listening", "addr", l.Addr().String())
+		go func() { serveErr <- d.srv.Serve(l) }()
+	}
+	return nil
+}
+
+// reload re-reads the users file, the reloadable parts of the config and
+// the TLS certificate. Anything that fails to load keeps its old state.
+func (d *daemon) reload(st *store.Store) {
+	if db, err := loadUsers(d.cfg.Accounts.UsersFile, d.log); err != nil {
+		d.log.Error("reload: keeping the old users", "err", err)
+	} else {
+		d.acc.Swap(db)
+		d.srv.AccountsChanged()
+		d.log.Info("reloaded users file", "accounts", db.Len())
+	}
+	cfg, err := loadConfig(d.path)
+	if err != nil {
+		d.log.Error("reload: keeping the old config", "err", err)
+		return
+	}
+	cfg.Accounts.UsersFile = d.cfg.Accounts.UsersFile // listeners, paths and names need a restart
+	d.srv.Reload(serverConfig(cfg, d.log))
+	d.acc.Lockout().SetPolicy(cfg.Accounts.MaxFailures, cfg.Accounts.Lockout.Duration)
+	d.acc.Throttle().SetPolicy(cfg.Limits.IPLoginFailures, cfg.Limits.IPLoginWindow.Duration)
+	st.SetMailboxLimit(cfg.Store.MailboxLimit)
+	if l, err := parseLevel(cfg.Log.Level); err == nil {
+		d.level.Set(l)
+	}
+	if len(d.cfg.TLS.Listen) > 0 {
+		if err := d.certs.load(cfg.TLS.Cert, cfg.TLS.Key); err != nil {
+			d.log.Error("reload: keeping the old certificate", "err", err)
+		}
+	}
+	d.log.Info("reloaded config", "file", d.path)
+}
+
+func (d *daemon) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.srv.Shutdown(ctx); err != nil {
+		d.log.Error("shutdown", "err", err)
 	}
 }
