@@ -266,3 +266,29 @@ func TestReloadChangesMOTD(t *testing.T) {
 	alice.send("WHOIS alice")
 	alice.expect(` 312 alice alice irc\.test `) // the server name did not change
 }
+
+// A peer that stops answering is dropped after ping_interval+ping_timeout;
+// one that answers stays.
+func TestPingTimeout(t *testing.T) {
+	ts := startServer(t, withConfig(func(c *Config) {
+		c.PingInterval, c.PingTimeout = 150*time.Millisecond, 150*time.Millisecond
+	}))
+	bob := ts.login("bob")
+	alive := ts.login("alice")
+	// alice answers every PING, outlives bob and sees him go.
+	sawQuit, pings := false, 0
+	for !sawQuit || pings < 3 {
+		line := alive.expect(`^:irc\.test PING |:bob!\S+ QUIT :Quit: Ping timeout`)
+		if strings.Contains(line, " QUIT ") {
+			sawQuit = true
+			continue
+		}
+		pings++
+		alive.send("PONG :%s", strings.TrimPrefix(line[strings.Index(line, "PING ")+5:], ":"))
+	}
+	lines := bob.expectClosed()
+	if lines[len(lines)-1] != "ERROR :Closing link: Ping timeout" || !strings.Contains(strings.Join(lines, "\n"), "PING") {
+		t.Fatalf("bob got %q", lines)
+	}
+	alive.sync()
+}
