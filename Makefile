@@ -33,6 +33,18 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLineReader$$' -fuzztime $(FUZZTIME) ./ircd/
 	$(GO) test -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME) ./ircd/
 
+# The benchmark matrix: fresh server per run, table of results and
+# targets (scripts/bench.sh; method in BENCHMARKS.md).
+.PHONY: bench
+bench:
+	GO=$(GO) bash scripts/bench.sh
+
+# Regenerate the client guide's pictures (docs/img/*.png) with real
+# irssi, WeeChat and HexChat; see scripts/screenshots.sh.
+.PHONY: screenshots
+screenshots:
+	GO=$(GO) bash scripts/screenshots.sh
+
 vet:
 	$(GO) vet ./...
 	gofmt -l .

@@ -11,7 +11,8 @@ package e2e
 // writes (irc_logging = 1, one file per tab: logs/<network>/<tab>.log).
 //
 // Set HEXCHAT_SCREENSHOT=/path/file.png to have TestHexchatChannelMessages
-// save a screenshot of HexChat in #lobby (docs/img/hexchat.png is made so).
+// save a screenshot of HexChat in #lobby. The guide's pictures
+// (docs/img/*.png) are made by `make screenshots` (screenshots_test.go).
 
 import (
 	"bufio"

@@ -41,6 +41,9 @@ func startIrssi(t *testing.T, nick string) *irssiClient {
     server_reconnect_time = "2";
     settings_autosave = "no";
   };
+  # Typing several lines at once (tmux send-keys) must not stop at
+  # irssi's "Hit Ctrl-K to paste" question.
+  "fe-text" = { paste_detect_time = "0"; };
   "fe-common/core" = {
     autolog = "yes";
     autolog_path = %[2]q;

@@ -104,8 +104,16 @@ lockout = %q
 path = "data/ircd.db"
 %s
 `, port, opt.Lockout, opt.Extra)
+	return startServerConfig(t, dir, port, cfg, opt.Users)
+}
+
+// startServerConfig starts bin/ircd in dir with the given config.toml and
+// users.txt contents; cfg must listen on 127.0.0.1:port. It is stopped
+// (SIGTERM) at test cleanup.
+func startServerConfig(t *testing.T, dir string, port int, cfg, users string) *server {
+	t.Helper()
 	must(t, os.WriteFile(filepath.Join(dir, "config.toml"), []byte(cfg), 0o600))
-	must(t, os.WriteFile(filepath.Join(dir, "users.txt"), []byte(opt.Users), 0o600))
+	must(t, os.WriteFile(filepath.Join(dir, "users.txt"), []byte(users), 0o600))
 	s := &server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Port: port, Dir: dir}
 	s.start(t)
 	t.Cleanup(func() { s.stop(t) })

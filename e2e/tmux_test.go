@@ -89,6 +89,21 @@ func (ts *tmuxSession) Capture() string {
 	return string(out)
 }
 
+// CaptureANSI returns the visible screen with colours and attributes as
+// escape sequences, trailing spaces kept (for rendering a picture).
+func (ts *tmuxSession) CaptureANSI() (string, error) {
+	out, err := ts.cmd("capture-pane", "-p", "-e", "-N", "-t", ts.name).Output()
+	return string(out), err
+}
+
+// Resize sets the terminal to cols x rows; the program redraws.
+func (ts *tmuxSession) Resize(cols, rows int) {
+	ts.t.Helper()
+	if out, err := ts.cmd("resize-window", "-t", ts.name, "-x", strconv.Itoa(cols), "-y", strconv.Itoa(rows)).CombinedOutput(); err != nil {
+		ts.t.Fatalf("tmux resize-window: %v\n%s", err, out)
+	}
+}
+
 // Alive reports whether the session (and so the program) is still running.
 func (ts *tmuxSession) Alive() bool {
 	return ts.cmd("has-session", "-t", ts.name).Run() == nil

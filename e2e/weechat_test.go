@@ -18,6 +18,7 @@ import (
 type weechatClient struct {
 	t    *testing.T
 	dir  string
+	net  string // the WeeChat server name: "e2e"
 	tm   *tmuxSession
 	wire *wireLog
 }
@@ -29,18 +30,24 @@ const weechatWait = 15 * time.Second
 // connects to it.
 func startWeechat(t *testing.T, s *server, nick, serverOpts string) *weechatClient {
 	t.Helper()
+	return startWeechatNamed(t, s, "e2e", nick, serverOpts)
+}
+
+// startWeechatNamed is startWeechat with the WeeChat server named net.
+func startWeechatNamed(t *testing.T, s *server, net, nick, serverOpts string) *weechatClient {
+	t.Helper()
 	requireTools(t, "weechat", "tmux")
-	c := &weechatClient{t: t, dir: t.TempDir(), wire: startWireLog(t, s)}
+	c := &weechatClient{t: t, dir: t.TempDir(), net: net, wire: startWireLog(t, s)}
 	cmds := []string{
 		"/set logger.file.flush_delay 0",
 		"/set weechat.look.buffer_time_format %H:%M:%S",
-		fmt.Sprintf("/server add e2e 127.0.0.1/%d -nicks=%s -username=%s %s", c.wire.Port, nick, nick, serverOpts),
+		fmt.Sprintf("/server add %s 127.0.0.1/%d -nicks=%s -username=%s %s", net, c.wire.Port, nick, nick, serverOpts),
 		// WeeChat 4 defaults to TLS; this server speaks plain text.
-		"/set irc.server.e2e.tls off",
+		"/set irc.server." + net + ".tls off",
 		// WeeChat spaces out typed commands by 2s by default (anti-flood).
-		"/set irc.server.e2e.anti_flood_prio_high 0",
-		"/set irc.server.e2e.anti_flood_prio_low 0",
-		"/connect e2e",
+		"/set irc.server." + net + ".anti_flood_prio_high 0",
+		"/set irc.server." + net + ".anti_flood_prio_low 0",
+		"/connect " + net,
 	}
 	c.tm = startTmux(t, "weechat-"+nick, []string{"TZ=UTC", "LANG=C.UTF-8", "HOME=" + c.dir},
 		"weechat", "-d", c.dir, "-r", strings.Join(cmds, ";"))
@@ -51,8 +58,8 @@ func startWeechat(t *testing.T, s *server, nick, serverOpts string) *weechatClie
 func (c *weechatClient) log(buffer string) string {
 	return filepath.Join(c.dir, "logs", buffer+".weechatlog")
 }
-func (c *weechatClient) serverLog() string         { return c.log("irc.server.e2e") }
-func (c *weechatClient) bufLog(name string) string { return c.log("irc.e2e." + name) }
+func (c *weechatClient) serverLog() string         { return c.log("irc.server." + c.net) }
+func (c *weechatClient) bufLog(name string) string { return c.log("irc." + c.net + "." + name) }
 func (c *weechatClient) everyLog() string          { return filepath.Join(c.dir, "logs", "*.weechatlog") }
 func (c *weechatClient) Type(line string)          { c.tm.Type(line) }
 func (c *weechatClient) debug() string {

@@ -1,6 +1,7 @@
 package ircd
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -64,12 +65,15 @@ type channel struct {
 	topic   string
 	topicBy string
 	topicAt time.Time
-	members map[*client]struct{}
+	// members in a slice (fast to walk for fan-out and NAMES) with an
+	// index for O(1) removal; order is join order until someone leaves.
+	members []*client
+	index   map[*client]int
 }
 
 func newChannel(name, topic, setBy string, created time.Time) *channel {
 	return &channel{name: name, created: created, topic: topic, topicBy: setBy, topicAt: created,
-		members: make(map[*client]struct{})}
+		index: make(map[*client]int)}
 }
 
 func validChannelName(name string) bool {
@@ -79,27 +83,34 @@ func validChannelName(name string) bool {
 func (ch *channel) add(c *client) bool {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	if _, ok := ch.members[c]; ok {
+	if _, ok := ch.index[c]; ok {
 		return false
 	}
-	ch.members[c] = struct{}{}
+	ch.index[c] = len(ch.members)
+	ch.members = append(ch.members, c)
 	return true
 }
 
 func (ch *channel) remove(c *client) bool {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	if _, ok := ch.members[c]; !ok {
+	i, ok := ch.index[c]
+	if !ok {
 		return false
 	}
-	delete(ch.members, c)
+	last := len(ch.members) - 1
+	ch.members[i] = ch.members[last]
+	ch.index[ch.members[i]] = i
+	ch.members[last] = nil
+	ch.members = ch.members[:last]
+	delete(ch.index, c)
 	return true
 }
 
 func (ch *channel) has(c *client) bool {
 	ch.mu.RLock()
 	defer ch.mu.RUnlock()
-	_, ok := ch.members[c]
+	_, ok := ch.index[c]
 	return ok
 }
 
@@ -112,11 +123,7 @@ func (ch *channel) size() int {
 func (ch *channel) list() []*client {
 	ch.mu.RLock()
 	defer ch.mu.RUnlock()
-	out := make([]*client, 0, len(ch.members))
-	for c := range ch.members {
-		out = append(out, c)
-	}
-	return out
+	return slices.Clone(ch.members)
 }
 
 func (ch *channel) topicInfo() (topic, by string, at time.Time) {
@@ -133,7 +140,7 @@ func (ch *channel) broadcast(sender *client, echo bool, build func(form) []byte)
 	var cache [numForms][]byte
 	ch.mu.RLock()
 	defer ch.mu.RUnlock()
-	for m := range ch.members {
+	for _, m := range ch.members {
 		if m == sender && !echo {
 			continue
 		}

@@ -31,7 +31,8 @@ func (s *Server) join(c *client) {
 	} else {
 		// extended-join changes the line, so encode per (form, extended).
 		var plain, ext [numForms][]byte
-		for _, m := range s.channel.list() {
+		s.channel.mu.RLock()
+		for _, m := range s.channel.members {
 			if m != c && m.silences(c) {
 				continue
 			}
@@ -45,6 +46,7 @@ func (s *Server) join(c *client) {
 			}
 			m.out.push(cache[f])
 		}
+		s.channel.mu.RUnlock()
 	}
 	c.sendTopic(false)
 	c.sendNames()
@@ -117,23 +119,36 @@ func (c *client) sendTopic(explicit bool) {
 	c.reply(rplTopicWhoTime, s.conf().Channel, by, strconv.FormatInt(at.Unix(), 10))
 }
 
+// sendNames sends NAMES in join order (clients sort it themselves); it
+// is O(members) per login, so it must not sort or allocate per name.
 func (c *client) sendNames() {
 	s := c.srv
-	members := s.channel.list()
-	sortClients(members)
-	names := make([]string, 0, len(members))
-	for _, m := range members {
-		if c.has(capUserhostInNames) {
-			names = append(names, m.prefix)
-		} else {
-			names = append(names, m.nick)
+	cfg := s.conf()
+	limit := maxMessageLen - len(cfg.ServerName) - len(c.nick) - len(cfg.Channel) - 20
+	full := c.has(capUserhostInNames)
+	var b strings.Builder
+	b.Grow(limit + 32)
+	s.channel.mu.RLock()
+	for _, m := range s.channel.members {
+		name := m.nick
+		if full {
+			name = m.prefix
 		}
+		if b.Len() > 0 && b.Len()+1+len(name) > limit {
+			c.reply(irc.RPL_NAMREPLY, "=", cfg.Channel, b.String())
+			b = strings.Builder{}
+			b.Grow(limit + 32)
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(name)
 	}
-	head := len(s.conf().ServerName) + len(c.nick) + len(s.conf().Channel) + 20
-	for _, chunk := range chunkWords(names, maxMessageLen-head) {
-		c.reply(irc.RPL_NAMREPLY, "=", s.conf().Channel, chunk)
+	s.channel.mu.RUnlock()
+	if b.Len() > 0 {
+		c.reply(irc.RPL_NAMREPLY, "=", cfg.Channel, b.String())
 	}
-	c.reply(irc.RPL_ENDOFNAMES, s.conf().Channel, "End of /NAMES list")
+	c.reply(irc.RPL_ENDOFNAMES, cfg.Channel, "End of /NAMES list")
 }
 
 // chunkWords joins words with spaces into strings of at most limit bytes.

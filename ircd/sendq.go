@@ -85,6 +85,14 @@ func (q *sendQueue) closeAfter(last []byte) {
 	}
 }
 
+// flushBufs are the buffers flushers copy queued lines into. Writing one
+// contiguous buffer costs one copy but no per-connection state: writev
+// would make each socket keep an iovec array as large as its biggest
+// batch, for as long as the connection lives.
+var flushBufs = sync.Pool{New: func() any { b := make([]byte, 0, flushBufSize); return &b }}
+
+const flushBufSize = 32 << 10
+
 func (q *sendQueue) flush() {
 	var spare [][]byte
 	for {
@@ -110,8 +118,7 @@ func (q *sendQueue) flush() {
 		if timeout > 0 {
 			q.conn.SetWriteDeadline(time.Now().Add(timeout))
 		}
-		bufs := net.Buffers(batch)
-		if _, err := bufs.WriteTo(q.conn); err != nil {
+		if err := q.write(batch); err != nil {
 			q.mu.Lock()
 			q.lines, q.bytes, q.closing = nil, 0, true
 			q.mu.Unlock()
@@ -121,6 +128,33 @@ func (q *sendQueue) flush() {
 		clear(batch)
 		spare = batch
 	}
+}
+
+// write sends lines with as few write calls as fit in pooled buffers.
+func (q *sendQueue) write(lines [][]byte) error {
+	bp := flushBufs.Get().(*[]byte)
+	defer flushBufs.Put(bp)
+	buf := (*bp)[:0]
+	for _, l := range lines {
+		if len(buf)+len(l) > flushBufSize && len(buf) > 0 {
+			if _, err := q.conn.Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+		if len(l) > flushBufSize {
+			if _, err := q.conn.Write(l); err != nil {
+				return err
+			}
+			continue
+		}
+		buf = append(buf, l...)
+	}
+	if len(buf) > 0 {
+		_, err := q.conn.Write(buf)
+		return err
+	}
+	return nil
 }
 
 // pending reports queued bytes (for tests and metrics).

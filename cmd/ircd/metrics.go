@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"net/http/pprof"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -66,7 +67,8 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // metricsHandler serves /metrics from a registry of our own (no global
-// default registry), with Go runtime and process metrics alongside.
+// default registry), with Go runtime and process metrics alongside, and
+// /debug/pprof/.
 func metricsHandler(srv *ircd.Server) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newStatsCollector(srv),
@@ -74,5 +76,9 @@ func metricsHandler(srv *ircd.Server) http.Handler {
 		prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// Profiles for finding hot paths under load; the metrics listener is
+	// meant for loopback or a private network, like /metrics itself.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	return mux
 }

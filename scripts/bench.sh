@@ -1,0 +1,311 @@
+#!/usr/bin/env bash
+# Benchmark matrix for the chat server (`make bench`).
+#
+# Builds bin/ircd and bin/ircbench, generates 20,000 plaintext accounts
+# (user0/pw0 ... user19999/pw19999), and for every run starts a fresh
+# server (127.0.0.1, a port it picks, an empty store in a temp dir, flood
+# and connection limits off), runs one ircbench scenario against it, stops
+# it, and finally prints a table of the results and of the targets.
+#
+# Environment:
+#   BENCH_ONLY=regex   run only the labels matching regex (e.g. 'fanout|privmsg')
+#   BENCH_BASE=path    also run every scenario against a baseline server, just
+#                      before the current one, and print new/base ratios: path
+#                      is an ircd binary or the root of another checkout
+#                      (its ./cmd/ircd is built). Doubles the run time.
+#   BENCH_OUT=file     where the raw result lines go (default bin/bench-results.txt;
+#                      the baseline's go to FILE.base)
+#   GO=go              the go command
+set -u -o pipefail
+
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+ONLY=${BENCH_ONLY:-}
+BASE=${BENCH_BASE:-}
+OUT=${BENCH_OUT:-bin/bench-results.txt}
+START=$(date +%s)
+
+say() { printf '%s\n' "$*"; }
+
+# Each process needs its own descriptors: the 19,000-user run holds 19,000
+# in the tool and as many in the server.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+FDS=$(ulimit -n)
+[ "$FDS" = unlimited ] && FDS=1048576
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/ircbench.XXXXXX") || exit 1
+SRV_PID=""
+stop_server() {
+	[ -n "$SRV_PID" ] || return 0
+	kill -TERM "$SRV_PID" 2>/dev/null
+	# A server with thousands of clients takes a while to say goodbye to
+	# each; its state is thrown away, so do not wait long.
+	for _ in $(seq 30); do
+		kill -0 "$SRV_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$SRV_PID" 2>/dev/null
+	wait "$SRV_PID" 2>/dev/null
+	SRV_PID=""
+}
+cleanup() {
+	stop_server
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Build into the temp dir and run those copies, so that someone rebuilding
+# bin/ircd during the run cannot swap the server under the benchmark; then
+# copy them to bin/ as usual.
+say "== building"
+mkdir -p "$TMP/bin" bin
+$GO build -o "$TMP/bin/ircd" ./cmd/ircd || exit 1
+$GO build -o "$TMP/bin/ircbench" ./cmd/ircbench || exit 1
+for b in ircd ircbench; do # rename into place: never rewrite a running binary
+	cp "$TMP/bin/$b" "bin/.$b.tmp" && mv -f "bin/.$b.tmp" "bin/$b"
+done
+IRCBENCH=$TMP/bin/ircbench
+SERVERS=(new)
+BIN_new=$TMP/bin/ircd
+if [ -n "$BASE" ]; then
+	if [ -d "$BASE" ]; then
+		(cd "$BASE" && $GO build -o "$TMP/bin/ircd-base" ./cmd/ircd) || exit 1
+	else
+		cp "$BASE" "$TMP/bin/ircd-base" || exit 1
+	fi
+	BIN_base=$TMP/bin/ircd-base
+	SERVERS=(base new)
+fi
+
+# What was measured: a hash of the server's non-test sources (the tree may
+# have uncommitted changes) and the time.
+SRCHASH=$(find accounts store ircd cmd/ircd -name '*.go' ! -name '*_test.go' 2>/dev/null | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-12)
+MACHINE="$(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $(awk '/MemTotal/ { printf "%.0f GB RAM", $2 / 1048576 }' /proc/meminfo), $($GO version | cut -d' ' -f3-4), nofile $FDS"
+say "server: source hash $SRCHASH, built $(date -u '+%Y-%m-%d %H:%M:%S UTC')${BASE:+; baseline $BASE}"
+say "machine: $MACHINE"
+
+awk 'BEGIN { for (i = 0; i < 20000; i++) print "user" i " pw" i }' >"$TMP/users.txt"
+
+# Keys that only newer servers know: keep each one the server accepts.
+# flood_rate = 0 and max_per_ip / max_clients = 0 mean "no limit".
+probe() { # probe BINARY SECTION KEY VALUE
+	printf '[server]\nlisten = ["127.0.0.1:0"]\n[accounts]\nusers_file = "%s"\n[store]\npath = "%s"\n[%s]\n%s = %s\n' \
+		"$TMP/users.txt" "$TMP/probe/ircd.db" "$2" "$3" "$4" >"$TMP/probe.toml"
+	"$1" check -config "$TMP/probe.toml" >/dev/null 2>&1
+}
+for srv in "${SERVERS[@]}"; do
+	bin=BIN_$srv
+	limits=""
+	for kv in "flood_rate 0" "max_per_ip 0" "max_clients 0"; do
+		set -- $kv
+		if probe "${!bin}" limits "$1" "$2"; then
+			limits+="$1 = $2"$'\n'
+			say "config ($srv): [limits] $1 = $2"
+		else
+			say "config ($srv): this server does not know [limits] $1; left out"
+		fi
+	done
+	printf -v "LIMITS_$srv" '%s' "$limits"
+	announce=0
+	probe "${!bin}" channel announce_limit 0 && announce=1
+	printf -v "ANNOUNCE_$srv" '%s' "$announce"
+	[ "$announce" = 1 ] || say "config ($srv): no [channel] announce_limit; every run announces joins"
+done
+
+# write_config SERVER ANNOUNCE_LIMIT: a config for one run in $TMP/run.
+write_config() {
+	local lim=LIMITS_$1 ann=ANNOUNCE_$1
+	rm -rf "$TMP/run"
+	mkdir -p "$TMP/run"
+	{
+		printf '[server]\nlisten = ["127.0.0.1:0"]\n'
+		if [ "${!ann}" = 1 ]; then
+			printf '[channel]\nannounce_limit = %s\n' "$2"
+		fi
+		printf '[accounts]\nusers_file = "%s"\n' "$TMP/users.txt"
+		printf '[store]\npath = "%s"\n' "$TMP/run/state/ircd.db"
+		printf '[limits]\n%s' "${!lim}"
+	} >"$TMP/run/config.toml"
+}
+
+# start_server BINARY: serve $TMP/run/config.toml; sets SRV_PID and ADDR.
+start_server() {
+	"$1" -config "$TMP/run/config.toml" >"$TMP/run/ircd.log" 2>&1 &
+	SRV_PID=$!
+	ADDR=""
+	for _ in $(seq 100); do
+		ADDR=$(sed -n 's/.*msg=listening addr=\([0-9.:]*\).*/\1/p' "$TMP/run/ircd.log" | head -n 1)
+		[ -n "$ADDR" ] && return 0
+		kill -0 "$SRV_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	say "server did not start:"
+	cat "$TMP/run/ircd.log" >&2
+	return 1
+}
+
+mkdir -p "$(dirname "$OUT")"
+for srv in "${SERVERS[@]}"; do
+	out=$OUT
+	[ "$srv" = base ] && out=$OUT.base
+	{
+		printf '# %s: source=%s date=%s\n' "$srv" "$([ "$srv" = base ] && printf '%s' "$BASE" || printf '%s' "$SRCHASH")" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+		printf '# machine: %s\n' "$MACHINE"
+	} >"$out"
+done
+
+# bench LABEL ANNOUNCE_LIMIT SCENARIO [ircbench flags...]: one run per server.
+bench() {
+	local label=$1 announce=$2 scenario=$3
+	shift 3
+	if [ -n "$ONLY" ] && ! [[ $label =~ $ONLY ]]; then
+		return 0
+	fi
+	local srv bin out line t0 ann
+	for srv in "${SERVERS[@]}"; do
+		bin=BIN_$srv
+		ann=ANNOUNCE_$srv
+		out=$OUT
+		[ "$srv" = base ] && out=$OUT.base
+		write_config "$srv" "$announce"
+		t0=$(date +%s)
+		if start_server "${!bin}"; then
+			line=$(timeout 400 "$IRCBENCH" -addr "$ADDR" -pid "$SRV_PID" -label "$label" "$@" "$scenario" 2>>"$TMP/run/ircbench.err")
+			[ -n "$line" ] || line="scenario=$scenario label=$label ok=0 error=ircbench_gave_no_result"
+		else
+			line="scenario=$scenario label=$label ok=0 error=server_did_not_start"
+		fi
+		stop_server
+		if [ "${!ann}" = 1 ]; then line+=" announce_limit=$announce"; else line+=" announce_limit=none"; fi
+		printf '%s\n' "$line" >>"$out"
+		say "[$(($(date +%s) - t0))s${BASE:+ $srv}] $line"
+	done
+}
+
+HOLD_N=19000
+if [ "$FDS" -lt $((HOLD_N + 100)) ]; then
+	HOLD_N=$((FDS - 100))
+	say "note: open-file limit is $FDS; the concurrent-users run uses $HOLD_N"
+fi
+
+say "== running the matrix (results in $OUT)"
+# Logins, then bytes per idle connection. The N=10,000+ runs use
+# announce_limit=1000 (label ends in q, "quiet"): with announcements a
+# 10,000-user login costs minutes (ergo#1974); storm-10000 measures that.
+bench connect-100 0 connect -n 100
+bench connect-1000 0 connect -n 1000
+# The same without any JOIN announcement: the cost of a login itself.
+bench connect-1000-noannounce 1 connect -n 1000
+bench connect-10000q 1000 connect -n 10000
+# Login storm: every login at once, with and without announcements.
+bench storm-10000q 1000 storm -n 10000 -timeout 150s
+bench storm-10000 0 storm -n 10000 -timeout 150s
+bench hold-${HOLD_N}q 1000 hold -n "$HOLD_N" -duration 10s -timeout 150s
+# Channel fan-out: closed loop, 10 senders, 10 messages each in flight.
+bench fanout-100 0 fanout -n 100 -senders 10 -window 10 -duration 5s
+bench fanout-1000 0 fanout -n 1000 -senders 10 -window 10 -duration 5s
+bench fanout-10000q 1000 fanout -n 10000 -senders 10 -window 10 -duration 5s
+# Fan-out at a fixed 50 messages/s into the channel: latency.
+bench fanout-1000-rate50 0 fanout -n 1000 -senders 10 -rate 50 -duration 10s
+# Private messages: n/2 pairs, 100 in flight per sender.
+bench privmsg-100 0 privmsg -n 100 -window 100 -duration 5s
+bench privmsg-1000 0 privmsg -n 1000 -window 100 -duration 5s
+bench privmsg-10000q 1000 privmsg -n 10000 -window 100 -duration 5s
+# Offline messages: replay at login, and storing (fsync before the 301).
+bench offline-1000 0 offline -msgs 1000 -senders 10
+bench offline-store-100 0 offline-store -senders 100 -window 1 -duration 5s
+
+ELAPSED=$(($(date +%s) - START))
+
+# ---- tables -------------------------------------------------------------
+BASEFILE=/dev/null
+[ -n "$BASE" ] && BASEFILE=$OUT.base
+awk -v elapsed="$ELAPSED" -v basefile="$BASEFILE" -v newfile="$OUT" '
+function kv(line, key,    n, i, a, p) {
+	n = split(line, a, " ")
+	for (i = 1; i <= n; i++) {
+		p = index(a[i], "=")
+		if (substr(a[i], 1, p - 1) == key) return substr(a[i], p + 1)
+	}
+	return "-"
+}
+/^#/ { next }
+FILENAME == basefile { base[kv($0, "label")] = $0; next }
+{ lab = kv($0, "label"); res[lab] = $0; order[++nres] = lab }
+function row(lab, main, lat, cpu,    l) {
+	l = res[lab]
+	printf "%-25s %-47s %-30s %-22s %6s %6s %3s\n", lab, main, lat, cpu, kv(l, "srv_cpu_pct"), kv(l, "tool_cpu_pct"), kv(l, "ok")
+}
+END {
+	printf "\n%-25s %-47s %-30s %-22s %6s %6s %3s\n", "run", "result", "latency p50/p99/max ms", "server CPU", "srv%", "tool%", "ok"
+	for (i = 1; i <= nres; i++) {
+		lab = order[i]; l = res[lab]; s = kv(l, "scenario")
+		if (kv(l, "error") != "-") { printf "%-25s ERROR %s\n", lab, kv(l, "error"); continue }
+		if (s == "connect" || s == "storm" || s == "hold")
+			row(lab, sprintf("%s/%s joined in %ss, %s B/conn, %s drops", kv(l, "welcomed"), kv(l, "n"), kv(l, "all_joined_s"), kv(l, "bytes_per_conn"), kv(l, "disconnects")),
+				sprintf("welcome %s/%s/%s", kv(l, "welcome_p50_ms"), kv(l, "welcome_p99_ms"), kv(l, "welcome_max_ms")),
+				sprintf("%s s/k logins", kv(l, "srv_cpu_s_per_k_logins")))
+		else if (s == "fanout" || s == "privmsg")
+			row(lab, sprintf("%s deliveries/s, lost %s, reordered %s", kv(l, "deliveries_per_s"), kv(l, "lost"), kv(l, "reordered")),
+				sprintf("%s/%s/%s", kv(l, "lat_p50_ms"), kv(l, "lat_p99_ms"), kv(l, "lat_max_ms")),
+				sprintf("%s s/M deliveries", kv(l, "srv_cpu_s_per_M_deliveries")))
+		else if (s == "offline")
+			row(lab, sprintf("%s/%s replayed %s ms after the welcome", kv(l, "received"), kv(l, "msgs"), kv(l, "replay_ms")),
+				sprintf("welcome %s", kv(l, "welcome_ms")),
+				sprintf("%s s/k msgs", kv(l, "srv_cpu_s_per_k_msgs")))
+		else if (s == "offline-store")
+			row(lab, sprintf("%s stored/s, %s refused", kv(l, "stored_per_s"), kv(l, "refused")),
+				sprintf("301 %s/%s/%s", kv(l, "ack_p50_ms"), kv(l, "ack_p99_ms"), kv(l, "ack_max_ms")),
+				sprintf("%s s/k msgs", kv(l, "srv_cpu_s_per_k_msgs")))
+	}
+
+	printf "\n%-58s %-22s %-12s %s\n", "target", "measured", "goal", "met"
+	target("memory per idle connection, N=10,000 (B)", "connect-10000q", "bytes_per_conn", "<=", 6144, "<= 6 KB")
+	target("fan-out 1,000 closed loop: server s / M deliveries", "fanout-1000", "srv_cpu_s_per_M_deliveries", "<=", 0.6, "<= 0.6")
+	target("fan-out 1,000 closed loop: lost + reordered", "fanout-1000", "lost+reordered", "<=", 0, "0")
+	target("fan-out 1,000 at 50 msgs/s: p99 latency (ms)", "fanout-1000-rate50", "lat_p99_ms", "<=", 20, "<= 20")
+	target("privmsg 500 pairs window 100: server s / M", "privmsg-1000", "srv_cpu_s_per_M_deliveries", "<=", 1.9, "<= 1.9")
+	target("logins (N=1,000): server s / thousand", "connect-1000", "srv_cpu_s_per_k_logins", "<=", 0.150, "<= 0.150")
+	target("logins (N=1,000, no announcements): s / thousand", "connect-1000-noannounce", "srv_cpu_s_per_k_logins", "<=", 0.150, "<= 0.150")
+	for (lab in res) if (lab ~ /^hold-/)
+		target(sprintf("%s concurrent users: drops + failed + silent", kv(res[lab], "n")), lab, "holdbad", "<=", 0, "0")
+	target("login storm 10,000, quiet joins: all joined (s)", "storm-10000q", "stormtime", "<=", 30, "<= 30, all")
+	target("login storm 10,000, announced joins: all joined (s)", "storm-10000", "stormtime", "<=", 30, "<= 30, all")
+	target("offline: 1,000 replayed, ms after welcome", "offline-1000", "replay", "<=", 1000, "<= 1000, all")
+	target("offline storing, 100 senders (msgs/s)", "offline-store-100", "stored_per_s", ">=", 5000, ">= 5000")
+
+	if (length(base) > 0) {
+		printf "\n%-25s %-28s %12s %12s %9s\n", "new vs base", "metric", "base", "new", "new/base"
+		for (i = 1; i <= nres; i++) {
+			lab = order[i]
+			if (!(lab in base)) continue
+			s = kv(res[lab], "scenario")
+			if (s == "connect" || s == "storm" || s == "hold") { cmp(lab, "srv_cpu_s_per_k_logins"); cmp(lab, "all_joined_s"); cmp(lab, "bytes_per_conn") }
+			else if (s == "fanout" || s == "privmsg") { cmp(lab, "srv_cpu_s_per_M_deliveries"); cmp(lab, "deliveries_per_s"); cmp(lab, "lat_p99_ms") }
+			else if (s == "offline") { cmp(lab, "replay_ms"); cmp(lab, "srv_cpu_s_per_k_msgs") }
+			else if (s == "offline-store") { cmp(lab, "stored_per_s"); cmp(lab, "srv_cpu_s_per_k_msgs") }
+		}
+	}
+	printf "\nmake bench took %d s\n", elapsed
+}
+function cmp(lab, key,    b, n) {
+	b = kv(base[lab], key); n = kv(res[lab], key)
+	printf "%-25s %-28s %12s %12s %9s\n", lab, key, b, n, (b + 0 != 0 && n != "-" && b != "-") ? sprintf("%.2f", n / b) : "-"
+}
+function target(name, lab, key, op, goal, goaltxt,    l, v, ok) {
+	if (!(lab in res)) return
+	l = res[lab]
+	if (kv(l, "error") != "-") { printf "%-58s %-22s %-12s %s\n", name, "error", goaltxt, "NO"; return }
+	if (key == "lost+reordered") v = kv(l, "lost") + kv(l, "reordered")
+	else if (key == "holdbad") v = kv(l, "disconnects") + (kv(l, "n") - kv(l, "alive")) + kv(l, "failed")
+	else if (key == "stormtime") v = kv(l, "all_joined_s")
+	else if (key == "replay") v = kv(l, "replay_ms")
+	else v = kv(l, key)
+	if (v == "-" || v == "NA") { printf "%-58s %-22s %-12s %s\n", name, "n/a", goaltxt, "?"; return }
+	ok = (op == "<=") ? (v + 0 <= goal) : (v + 0 >= goal)
+	if (key == "stormtime" && kv(l, "welcomed") != kv(l, "n")) { ok = 0; v = v " (" kv(l, "welcomed") "/" kv(l, "n") ")" }
+	if (key == "replay" && kv(l, "received") != kv(l, "msgs")) { ok = 0; v = v " (" kv(l, "received") "/" kv(l, "msgs") ")" }
+	printf "%-58s %-22s %-12s %s\n", name, v, goaltxt, ok ? "yes" : "NO"
+}
+' "$BASEFILE" "$OUT"
