@@ -74,18 +74,20 @@ type client struct {
 	idle    atomic.Int64 // unix seconds of the last message sent
 
 	// reader-owned
-	registered  bool
-	capBlocking bool
-	pass        *string
-	pendingNick string
-	gotUser     bool
-	sasl        saslState
-	authFailed  string // closing ERROR text after a failed SASL attempt
-	replayToken string
-	replayUpTo  uint64
-	replayCount int
-	pingSent    bool
-	monitoring  map[string]string // folded -> as given
+	registered   bool
+	capBlocking  bool
+	pass         *string
+	pendingNick  string
+	gotUser      bool
+	sasl         saslState
+	authFailed   string // closing ERROR text after a failed SASL attempt
+	replayToken  string
+	replayUpTo   uint64
+	replayCount  int
+	pingSent     bool
+	deadline     time.Time         // the read deadline last set
+	deadlineIdle bool              // ...and whether it was the idle (PING interval) one
+	monitoring   map[string]string // folded -> as given
 
 	quitOnce sync.Once
 	quitCh   chan struct{} // closed by quit: wakes a reader held by flood control
@@ -287,6 +289,14 @@ func (c *client) setReadDeadline(connected time.Time) {
 	default:
 		d = time.Now().Add(cfg.PingInterval)
 	}
+	// Re-arming the timer on every line is measurable on a busy client; an
+	// idle deadline that fires slightly early only sends a PING a little
+	// sooner, so keep it while it is within 1/8 of the interval.
+	idle := c.registered && !c.pingSent
+	if idle && c.deadlineIdle && d.After(c.deadline) && d.Sub(c.deadline) < min(time.Second, cfg.PingInterval/8) {
+		return
+	}
+	c.deadline, c.deadlineIdle = d, idle
 	c.nc.SetReadDeadline(d)
 }
 
@@ -323,6 +333,9 @@ func (c *client) cleanup() {
 		if s.users[c.key] == c {
 			delete(s.users, c.key)
 			s.lastSeen[c.key] = s.now()
+			if c.account != "" {
+				s.seenDirty[c.key] = struct{}{} // persisted by the next flushLastSeen
+			}
 		}
 		s.mu.Unlock()
 		lock.Unlock()
@@ -330,11 +343,6 @@ func (c *client) cleanup() {
 			s.announceQuit(c, reason)
 		}
 		s.notifyMonitors(c, false)
-		if c.account != "" {
-			if err := s.store.SetLastSeen(map[string]time.Time{c.key: s.now()}); err != nil {
-				s.log.Error("persisting last-seen", "account", c.account, "err", err)
-			}
-		}
 		s.log.Info("disconnect", "nick", c.nick, "addr", c.host, "reason", reason)
 	}
 	s.unmonitorAll(c)
