@@ -313,26 +313,7 @@ func (c *client) maybeRegister() {
 		nick = account
 	}
 	c.setIdentity(nick, c.user, account)
-	onShortStack(c.completeRegistration)
-}
-
-// onShortStack runs f on a goroutine of its own and waits for it. The
-// welcome burst, the join and the store reads are the deepest call chain a
-// connection runs; running them here keeps the reader goroutine, which then
-// idles for hours, on a small stack (Go never shrinks a parked stack below
-// four times what it uses).
-func onShortStack(f func()) {
-	done := make(chan struct{})
-	var panicked any
-	go func() {
-		defer close(done)
-		defer func() { panicked = recover() }()
-		f()
-	}()
-	<-done
-	if panicked != nil {
-		panic(panicked) // re-raised on the reader, whose handler logs it
-	}
+	c.completeRegistration()
 }
 
 // completeRegistration claims the nick, sends the welcome burst, joins the
