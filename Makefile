@@ -32,6 +32,7 @@ e2e:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLineReader$$' -fuzztime $(FUZZTIME) ./ircd/
 	$(GO) test -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME) ./ircd/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMessage$$' -fuzztime $(FUZZTIME) ./store/
 
 # The benchmark matrix: fresh server per run, table of results and
 # targets (scripts/bench.sh; method in BENCHMARKS.md).
