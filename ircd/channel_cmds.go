@@ -152,18 +152,23 @@ func (c *client) sendNames() {
 }
 
 // chunkWords joins words with spaces into strings of at most limit bytes.
-func chunkWords(words []string, limit int) []string {
+func chunkWords(words []string, limit int) []string { return chunkJoin(words, ' ', limit) }
+
+// chunkCSV is chunkWords with commas, for MONITOR's lists.
+func chunkCSV(items []string, limit int) []string { return chunkJoin(items, ',', limit) }
+
+func chunkJoin(items []string, sep byte, limit int) []string {
 	var out []string
 	var b strings.Builder
-	for _, w := range words {
-		if b.Len() > 0 && b.Len()+1+len(w) > limit {
+	for _, it := range items {
+		if b.Len() > 0 && b.Len()+1+len(it) > limit {
 			out = append(out, b.String())
 			b.Reset()
 		}
 		if b.Len() > 0 {
-			b.WriteByte(' ')
+			b.WriteByte(sep)
 		}
-		b.WriteString(w)
+		b.WriteString(it)
 	}
 	if b.Len() > 0 {
 		out = append(out, b.String())

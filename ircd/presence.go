@@ -259,12 +259,7 @@ func handleMONITOR(c *client, m *irc.Message) {
 				offline = append(offline, nick)
 			}
 		}
-		for _, chunk := range chunkCSV(online, 400) {
-			c.reply(irc.RPL_MONONLINE, chunk)
-		}
-		for _, chunk := range chunkCSV(offline, 400) {
-			c.reply(irc.RPL_MONOFFLINE, chunk)
-		}
+		c.monitorStatus(online, offline)
 	case "-":
 		if len(m.Params) < 2 {
 			c.reply(irc.ERR_NEEDMOREPARAMS, "MONITOR", "Not enough parameters")
@@ -302,34 +297,20 @@ func handleMONITOR(c *client, m *irc.Message) {
 				offline = append(offline, nick)
 			}
 		}
-		for _, chunk := range chunkCSV(online, 400) {
-			c.reply(irc.RPL_MONONLINE, chunk)
-		}
-		for _, chunk := range chunkCSV(offline, 400) {
-			c.reply(irc.RPL_MONOFFLINE, chunk)
-		}
+		c.monitorStatus(online, offline)
 	default:
 		c.reply(errUnknownSubcmd, m.Params[0], "Unknown MONITOR subcommand")
 	}
 }
 
-func chunkCSV(items []string, limit int) []string {
-	var out []string
-	var b strings.Builder
-	for _, it := range items {
-		if b.Len() > 0 && b.Len()+1+len(it) > limit {
-			out = append(out, b.String())
-			b.Reset()
-		}
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(it)
+// monitorStatus sends 730/731 for the given online masks and offline nicks.
+func (c *client) monitorStatus(online, offline []string) {
+	for _, chunk := range chunkCSV(online, 400) {
+		c.reply(irc.RPL_MONONLINE, chunk)
 	}
-	if b.Len() > 0 {
-		out = append(out, b.String())
+	for _, chunk := range chunkCSV(offline, 400) {
+		c.reply(irc.RPL_MONOFFLINE, chunk)
 	}
-	return out
 }
 
 // notifyMonitors tells watchers of c that it came online or went away.
