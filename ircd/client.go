@@ -182,10 +182,15 @@ func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05
 // quit ends the connection from any goroutine: the client is told why
 // with ERROR, others see QUIT with reason.
 func (c *client) quit(reason, errorText string) {
+	c.quitWithError(reason, "Closing link: "+errorText)
+}
+
+// quitWithError is quit with the ERROR line's whole text.
+func (c *client) quitWithError(reason, errorParam string) {
 	c.quitOnce.Do(func() {
 		c.quitMsg.Store(&reason)
 		close(c.quitCh)
-		c.out.closeAfter(appendMessage(nil, "", "", "ERROR", "Closing link: "+errorText))
+		c.out.closeAfter(appendMessage(nil, "", "", "ERROR", errorParam))
 	})
 }
 

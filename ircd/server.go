@@ -272,7 +272,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.quit("Server shutting down", "Server shutting down")
+		c.quitWithError("Server shutting down", "Server shutting down")
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); s.bg.Wait(); close(done) }()

@@ -145,7 +145,7 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 	alice.expect(`SILENCE \+bob`)
 	cmd := d.cmd
 	cmd.Process.Signal(syscall.SIGTERM)
-	alice.expect(`^ERROR :Closing link: Server shutting down$`)
+	alice.expect(`^ERROR :Server shutting down$`)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit: %v", err)
 	}
