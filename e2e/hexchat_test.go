@@ -640,7 +640,7 @@ func TestHexchatWrongPasswordDoesNotLockAccount(t *testing.T) {
 	hcLog := h.Log("")
 
 	bob := dialRaw(t, s)
-	ok, last := hxTryLogin(bob, "bob", "bobpw")
+	ok, last := bob.TryLogin("bob", "bobpw")
 	if ok {
 		t.Logf("real user logged in after HexChat made %d attempt(s) with a wrong password", attempts)
 		return
@@ -651,20 +651,6 @@ func TestHexchatWrongPasswordDoesNotLockAccount(t *testing.T) {
 		"  attempt times (HexChat log):\n%s\n  server log:\n%s",
 		last, attempts, hxGaps(t, hcLog), hxCount(hcLog, `Cycling to next server`),
 		hxGrep(hcLog, `Connected\. Now logging in|Closing link|Cycling`), hxGrep(s.Log(), `login|lockout`))
-}
-
-// hxTryLogin logs a raw client in; ok is false if the server refused, and
-// last is then the ERROR line.
-func hxTryLogin(c *rawClient, nick, pass string) (ok bool, last string) {
-	c.t.Helper()
-	c.Send("CAP LS 302")
-	c.Send("CAP REQ :server-time")
-	c.Send("CAP END")
-	c.Send("PASS %s", pass)
-	c.Send("NICK %s", nick)
-	c.Send("USER %s 0 * :%s", nick, nick)
-	line := c.Expect(` 366 `+nick+` |^(@\S+ )?ERROR `, 10*time.Second)
-	return strings.Contains(line, " 366 "), line
 }
 
 // hxGrep returns the lines of text matching re, indented.

@@ -215,13 +215,9 @@ func (c *rawClient) Expect(re string, timeout time.Duration) string {
 // Login logs a raw client in with PASS/NICK/USER and waits for the NAMES end.
 func (c *rawClient) Login(nick, pass string) {
 	c.t.Helper()
-	c.Send("CAP LS 302")
-	c.Send("CAP REQ :server-time")
-	c.Send("CAP END")
-	c.Send("PASS %s", pass)
-	c.Send("NICK %s", nick)
-	c.Send("USER %s 0 * :%s", nick, nick)
-	c.Expect(` 366 `+nick+` `, 10*time.Second)
+	if ok, last := c.TryLogin(nick, pass); !ok {
+		c.t.Fatalf("login as %s refused: %s", nick, last)
+	}
 }
 
 // waitFor polls cond until true or the deadline; cond reads files or panes.
