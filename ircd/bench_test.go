@@ -98,9 +98,9 @@ func BenchmarkChannelFanout(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		ch.broadcast(sender, false, func(f form) []byte {
+		ch.broadcast(fanout{sender: sender, build: func(f form) []byte {
 			return appendMessage(nil, f.tagString(t, sender, ""), sender.prefix, "PRIVMSG", "#lobby", "hello there")
-		})
+		}})
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/delivery")
 }

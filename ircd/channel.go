@@ -15,8 +15,14 @@ const (
 	formTime form = 1 << iota
 	formAccount
 	formTags
+	formExtJoin
 	numForms = 1 << iota
 )
+
+// formsMessage are the bits that change an ordinary relayed line; a
+// fan-out masks the others so members that differ only in, say,
+// extended-join share one encoding.
+const formsMessage = formTime | formAccount | formTags
 
 func formOf(c *client) form {
 	caps := c.caps.Load()
@@ -29,6 +35,9 @@ func formOf(c *client) form {
 	}
 	if caps&capMessageTags != 0 {
 		f |= formTags
+	}
+	if caps&capExtendedJoin != 0 {
+		f |= formExtJoin
 	}
 	return f
 }
@@ -132,29 +141,73 @@ func (ch *channel) topicInfo() (topic, by string, at time.Time) {
 	return ch.topic, ch.topicBy, ch.topicAt
 }
 
-// broadcast queues a line to every member except those silencing sender;
-// the sender itself gets it only if echo. build encodes the line for one
-// form and is called at most once per form. Queues never block, so
-// holding the read lock here costs writers only the fan-out time.
-func (ch *channel) broadcast(sender *client, echo bool, build func(form) []byte) {
+// fanout is one line sent to the channel's members.
+type fanout struct {
+	sender  *client
+	echo    bool   // the sender gets it too
+	forms   form   // the form bits that change the line (formsMessage if zero)
+	onlyCap uint32 // if set, only members with this capability get it
+	build   func(form) []byte
+}
+
+// broadcast queues a line to every member except those silencing the
+// sender; build encodes the line for one form and is called at most once
+// per form in use. Queues never block, so holding the read lock here
+// costs writers only the fan-out time.
+func (ch *channel) broadcast(o fanout) {
+	if o.forms == 0 {
+		o.forms = formsMessage
+	}
 	var cache [numForms][]byte
 	ch.mu.RLock()
 	defer ch.mu.RUnlock()
 	for _, m := range ch.members {
-		if m == sender && !echo {
+		if m == o.sender && !o.echo {
 			continue
 		}
-		if m != sender && sender != nil && m.silences(sender) {
+		if o.onlyCap != 0 && !m.has(o.onlyCap) {
 			continue
 		}
-		f := formOf(m)
+		if m != o.sender && o.sender != nil && m.silences(o.sender) {
+			continue
+		}
+		f := formOf(m) & o.forms
 		line := cache[f]
 		if line == nil {
-			line = build(f)
+			line = o.build(f)
 			cache[f] = line
 		}
 		if len(line) > 0 {
 			m.out.push(line)
 		}
+	}
+}
+
+// names calls emit with the members' names (full nick!user@host masks if
+// full) joined into strings of at most limit bytes, in join order:
+// clients sort NAMES themselves, and sorting here was most of a login's
+// cost in a big room.
+func (ch *channel) names(full bool, limit int, emit func(string)) {
+	var b strings.Builder
+	b.Grow(limit + 32)
+	ch.mu.RLock()
+	defer ch.mu.RUnlock()
+	for _, m := range ch.members {
+		name := m.nick
+		if full {
+			name = m.prefix
+		}
+		if b.Len() > 0 && b.Len()+1+len(name) > limit {
+			emit(b.String())
+			b = strings.Builder{}
+			b.Grow(limit + 32)
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(name)
+	}
+	if b.Len() > 0 {
+		emit(b.String())
 	}
 }

@@ -14,10 +14,9 @@ func (s *Server) join(c *client) {
 		return
 	}
 	t := s.now()
-	quiet := s.conf().AnnounceLimit > 0 && s.channel.size() > s.conf().AnnounceLimit
-	build := func(extended bool, f form) []byte {
+	build := func(f form) []byte {
 		params := []string{s.conf().Channel}
-		if extended {
+		if f&formExtJoin != 0 {
 			acct := c.account
 			if acct == "" {
 				acct = "*"
@@ -26,30 +25,21 @@ func (s *Server) join(c *client) {
 		}
 		return appendMessage(nil, f.tagString(t, c, ""), c.prefix, "JOIN", params...)
 	}
-	if quiet {
-		c.out.push(build(c.has(capExtendedJoin), formOf(c)))
+	if s.quietMembership(s.channel.size()) {
+		c.out.push(build(formOf(c)))
 	} else {
-		// extended-join changes the line, so encode per (form, extended).
-		var plain, ext [numForms][]byte
-		s.channel.mu.RLock()
-		for _, m := range s.channel.members {
-			if m != c && m.silences(c) {
-				continue
-			}
-			f := formOf(m)
-			cache := &plain
-			if m.has(capExtendedJoin) {
-				cache = &ext
-			}
-			if cache[f] == nil {
-				cache[f] = build(cache == &ext, f)
-			}
-			m.out.push(cache[f])
-		}
-		s.channel.mu.RUnlock()
+		s.channel.broadcast(fanout{sender: c, echo: true, forms: formsMessage | formExtJoin, build: build})
 	}
 	c.sendTopic(false)
 	c.sendNames()
+}
+
+// quietMembership reports whether a channel of members (counting the
+// one joining or leaving) is past announce_limit, so the change is not
+// announced: announcing costs O(members) per join or quit.
+func (s *Server) quietMembership(members int) bool {
+	limit := s.conf().AnnounceLimit
+	return limit > 0 && members > limit
 }
 
 func handleJOIN(c *client, m *irc.Message) {
@@ -100,9 +90,9 @@ func (c *client) part(reason string) {
 		params = append(params, reason)
 	}
 	// The leaver always sees its own PART, so send before removing.
-	s.channel.broadcast(c, true, func(f form) []byte {
+	s.channel.broadcast(fanout{sender: c, echo: true, build: func(f form) []byte {
 		return appendMessage(nil, f.tagString(t, c, ""), c.prefix, "PART", params...)
-	})
+	}})
 	s.channel.remove(c)
 }
 
@@ -119,35 +109,12 @@ func (c *client) sendTopic(explicit bool) {
 	c.reply(rplTopicWhoTime, s.conf().Channel, by, strconv.FormatInt(at.Unix(), 10))
 }
 
-// sendNames sends NAMES in join order (clients sort it themselves); it
-// is O(members) per login, so it must not sort or allocate per name.
 func (c *client) sendNames() {
-	s := c.srv
-	cfg := s.conf()
+	cfg := c.srv.conf()
 	limit := maxMessageLen - len(cfg.ServerName) - len(c.nick) - len(cfg.Channel) - 20
-	full := c.has(capUserhostInNames)
-	var b strings.Builder
-	b.Grow(limit + 32)
-	s.channel.mu.RLock()
-	for _, m := range s.channel.members {
-		name := m.nick
-		if full {
-			name = m.prefix
-		}
-		if b.Len() > 0 && b.Len()+1+len(name) > limit {
-			c.reply(irc.RPL_NAMREPLY, "=", cfg.Channel, b.String())
-			b = strings.Builder{}
-			b.Grow(limit + 32)
-		}
-		if b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(name)
-	}
-	s.channel.mu.RUnlock()
-	if b.Len() > 0 {
-		c.reply(irc.RPL_NAMREPLY, "=", cfg.Channel, b.String())
-	}
+	c.srv.channel.names(c.has(capUserhostInNames), limit, func(names string) {
+		c.reply(irc.RPL_NAMREPLY, "=", cfg.Channel, names)
+	})
 	c.reply(irc.RPL_ENDOFNAMES, cfg.Channel, "End of /NAMES list")
 }
 
@@ -262,9 +229,7 @@ func handleAWAY(c *client, m *irc.Message) {
 	if len(m.Params) > 0 {
 		msg = sanitize(m.Params[0])
 	}
-	if len(msg) > 200 {
-		msg = msg[:200]
-	}
+	msg = truncateUTF8(msg, 200)
 	params := []string{}
 	if msg == "" {
 		c.away.Store(nil)
@@ -275,17 +240,9 @@ func handleAWAY(c *client, m *irc.Message) {
 		params = append(params, msg)
 	}
 	t := s.now()
-	var cache [numForms][]byte
-	for _, mem := range s.channel.list() {
-		if mem == c || !mem.has(capAwayNotify) || mem.silences(c) {
-			continue
-		}
-		f := formOf(mem)
-		if cache[f] == nil {
-			cache[f] = appendMessage(nil, f.tagString(t, c, ""), c.prefix, "AWAY", params...)
-		}
-		mem.out.push(cache[f])
-	}
+	s.channel.broadcast(fanout{sender: c, onlyCap: capAwayNotify, build: func(f form) []byte {
+		return appendMessage(nil, f.tagString(t, c, ""), c.prefix, "AWAY", params...)
+	}})
 }
 
 func handleVERSION(c *client, _ *irc.Message) {

@@ -156,8 +156,6 @@ func (c *client) name() string {
 	return "*"
 }
 
-func (c *client) sendLine(line []byte) { c.out.push(line) }
-
 // send queues a message from prefix (the server if empty).
 func (c *client) send(prefix, command string, params ...string) {
 	if prefix == "" {
@@ -335,7 +333,10 @@ func (c *client) cleanup() {
 		lock := s.mailLock(c.key)
 		lock.Lock()
 		s.mu.Lock()
-		if s.users[c.key] == c {
+		// A session replaced by a new login is no longer in users; its
+		// watchers must not hear that the account went offline.
+		wasOnline := s.users[c.key] == c
+		if wasOnline {
 			delete(s.users, c.key)
 			s.lastSeen[c.key] = s.now()
 			if c.account != "" {
@@ -347,7 +348,9 @@ func (c *client) cleanup() {
 		if s.channel.remove(c) {
 			s.announceQuit(c, reason)
 		}
-		s.notifyMonitors(c, false)
+		if wasOnline {
+			s.notifyMonitors(c, false)
+		}
 		s.log.Info("disconnect", "nick", c.nick, "addr", c.host, "reason", reason)
 	}
 	s.unmonitorAll(c)
@@ -367,13 +370,13 @@ func (c *client) cleanup() {
 }
 
 func (s *Server) announceQuit(c *client, reason string) {
-	if s.conf().AnnounceLimit > 0 && s.channel.size() >= s.conf().AnnounceLimit {
+	if s.quietMembership(s.channel.size() + 1) { // c has already left
 		return
 	}
 	t := s.now()
-	s.channel.broadcast(c, false, func(f form) []byte {
+	s.channel.broadcast(fanout{sender: c, build: func(f form) []byte {
 		return appendMessage(nil, f.tagString(t, c, ""), c.prefix, "QUIT", "Quit: "+reason)
-	})
+	}})
 }
 
 // identity of a registered client for the welcome and masks.

@@ -108,12 +108,12 @@ func (c *client) privmsg(command, target, text, tags string) {
 		}
 		params[0] = s.conf().Channel
 		t := s.now()
-		s.channel.broadcast(c, c.has(capEchoMessage), func(f form) []byte {
+		s.channel.broadcast(fanout{sender: c, echo: c.has(capEchoMessage), build: func(f form) []byte {
 			if command == "TAGMSG" && f&formTags == 0 {
 				return []byte{} // non-nil: cached as "nothing to send"
 			}
 			return appendMessage(nil, f.tagString(t, c, tags), c.prefix, command, params...)
-		})
+		}})
 		return
 	}
 	s.deliver(c, command, target, text, tags)

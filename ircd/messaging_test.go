@@ -239,3 +239,26 @@ func TestServerTimeOnLiveMessages(t *testing.T) {
 		t.Fatalf("no time tag: %q", l)
 	}
 }
+
+// Past announce_limit members, joins and quits are not announced, but
+// NAMES and WHOELSE still tell the truth.
+func TestAnnounceLimit(t *testing.T) {
+	ts := startServer(t, withConfig(func(c *Config) { c.AnnounceLimit = 2 }))
+	alice := ts.login("alice")
+	ts.login("bob")
+	alice.expect(`:bob!\S+ JOIN #lobby$`) // 2 members: announced
+	carol := ts.login("carol")            // 3 > 2: quiet
+	carol.send("QUIT")
+	carol.expectClosed()
+	ts.waitGone("carol")
+	for _, l := range alice.sync() {
+		if strings.Contains(l, "carol") {
+			t.Fatalf("carol's join or quit announced past the limit: %q", l)
+		}
+	}
+	ts.login("dave")
+	alice.send("NAMES #lobby")
+	alice.expect(` 353 alice = #lobby :alice bob dave$`)
+	alice.send("WHOELSE")
+	alice.expect(`2 other users online`)
+}

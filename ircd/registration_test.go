@@ -329,3 +329,25 @@ func TestSavedWrongPasswordReconnectsDoNotLock(t *testing.T) {
 	c.register("alice", "alicepw")
 	c.expect(` 001 alice `)
 }
+
+// Watchers of an account whose session is replaced hear it come online
+// and never hear a stale "offline" from the old session's cleanup.
+func TestReplaceKeepsMonitorsTruthful(t *testing.T) {
+	ts := startServer(t, withConfig(func(c *Config) { c.OnDuplicate = "replace" }))
+	watcher := ts.login("bob")
+	old := ts.login("alice")
+	watcher.send("MONITOR + alice")
+	watcher.expect(` 730 bob :?alice!`)
+	fresh := ts.dial("alice")
+	fresh.register("alice", "alicepw")
+	fresh.expect(` 001 alice `)
+	old.expectClosed()
+	watcher.expect(` 730 bob :?alice!`)
+	for _, l := range watcher.sync() {
+		if strings.Contains(l, " 731 ") {
+			t.Fatalf("watcher told the replaced account went offline: %q", l)
+		}
+	}
+	watcher.send("MONITOR S")
+	watcher.expect(` 730 bob :?alice!`)
+}

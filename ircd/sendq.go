@@ -162,10 +162,3 @@ func (q *sendQueue) write(lines [][]byte) error {
 	}
 	return nil
 }
-
-// pending reports queued bytes (for tests and metrics).
-func (q *sendQueue) pending() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.bytes
-}

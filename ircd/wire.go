@@ -141,6 +141,17 @@ func sanitize(s string) string {
 	return s
 }
 
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
 // appendMessage encodes one IRC line (with CRLF). tags is the already
 // encoded tag string without '@' (may be empty). The last parameter is
 // sent as a trailing one (":text"), as most servers do and some clients
