@@ -170,10 +170,7 @@ func (s *Server) deliver(from *client, command, target, text, tags string) {
 		from.reply(errCantSendToUser, canonical, "Your message could not be stored; please try again later")
 		return
 	}
-	if from.has(capEchoMessage) {
-		ff := formOf(from)
-		from.out.push(appendMessage(nil, ff.tagString(s.now(), from, tags), from.prefix, command, canonical, text))
-	}
+	from.echoPrivate(s.now(), command, canonical, text, tags, nil, 0)
 	if !notice {
 		from.reply(irc.RPL_AWAY, canonical, offline)
 	}
@@ -183,23 +180,40 @@ func (s *Server) deliver(from *client, command, target, text, tags string) {
 // echo to the sender). It reports false if the recipient's connection is
 // closing, so the caller can store the message instead.
 func (s *Server) deliverLive(from, to *client, command, text, tags string) bool {
-	t := s.now()
-	params := []string{to.nick, text}
-	if command == "TAGMSG" {
-		params = params[:1]
-		if formOf(to)&formTags == 0 {
-			return true
-		}
+	f := formOf(to) & formsMessage
+	if command == "TAGMSG" && f&formTags == 0 {
+		return true // nothing to show a client without message-tags
 	}
-	f := formOf(to)
-	if !to.out.push(appendMessage(nil, f.tagString(t, from, tags), from.prefix, command, params...)) {
+	t := s.now()
+	line := privateLine(t, from, command, to.nick, text, tags, f)
+	if !to.out.push(line) {
 		return false
 	}
-	if from.has(capEchoMessage) && to != from {
-		ff := formOf(from)
-		from.out.push(appendMessage(nil, ff.tagString(t, from, tags), from.prefix, command, params...))
+	if to != from {
+		from.echoPrivate(t, command, to.nick, text, tags, line, f)
 	}
 	return true
+}
+
+// privateLine encodes a private message for a recipient of form f.
+func privateLine(t time.Time, from *client, command, target, text, tags string, f form) []byte {
+	params := []string{target, text}
+	if command == "TAGMSG" {
+		params = params[:1]
+	}
+	return appendMessage(nil, f.tagString(t, from, tags), from.prefix, command, params...)
+}
+
+// echoPrivate sends an echo-message client its own private message,
+// reusing the recipient's encoding (line, of form f) when the forms match.
+func (c *client) echoPrivate(t time.Time, command, target, text, tags string, line []byte, f form) {
+	if !c.has(capEchoMessage) {
+		return
+	}
+	if own := formOf(c) & formsMessage; own != f || line == nil {
+		line = privateLine(t, c, command, target, text, tags, own)
+	}
+	c.out.push(line)
 }
 
 // replayOffline queues the client's stored messages, oldest first, then a

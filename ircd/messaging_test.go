@@ -262,3 +262,12 @@ func TestAnnounceLimit(t *testing.T) {
 	alice.send("WHOELSE")
 	alice.expect(`2 other users online`)
 }
+
+// echo-message also echoes a message that was stored for later.
+func TestEchoOfStoredMessage(t *testing.T) {
+	ts := startServer(t)
+	alice := ts.login("alice", "echo-message")
+	alice.send("PRIVMSG Bob :for later")
+	alice.expect(`^:alice!\S+ PRIVMSG bob :for later$`)
+	alice.expect(` 301 alice bob `)
+}
