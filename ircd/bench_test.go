@@ -72,8 +72,7 @@ func BenchmarkSendQueue(b *testing.B) {
 // BenchmarkChannelFanout: one broadcast to 1,000 members (queueing only;
 // their flushers write to sockets drained by the kernel).
 func BenchmarkChannelFanout(b *testing.B) {
-	ts := startServer(&testing.T{})
-	defer ts.stop()
+	ts := startServer(b)
 	ch := newChannel("#lobby", "", "irc.test", time.Now())
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer l.Close()

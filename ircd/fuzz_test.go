@@ -48,8 +48,7 @@ func FuzzSession(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	ts := startServer(&testing.T{})
-	f.Cleanup(ts.stop)
+	ts := startServer(f)
 	bob := ts.login("bob")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		conn, err := net.Dial("tcp", ts.addr)
@@ -69,7 +68,9 @@ func FuzzSession(f *testing.F) {
 		}
 		c.send("QUIT")
 		c.expectClosed()
-		ts.waitGone("alice")
+		iter := *ts // helpers report to this iteration's t, not to f
+		iter.t = t
+		iter.waitGone("alice")
 		bob.t = t
 		bob.sync()
 	})

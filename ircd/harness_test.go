@@ -45,7 +45,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 }
 
 type testServer struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *Server
 	addr   string
 	clock  *fakeClock
@@ -66,7 +66,7 @@ func withConfig(f func(*Config)) option { return func(c *Config, _ *storeOpts) {
 func withMailboxLimit(n int) option     { return func(_ *Config, o *storeOpts) { o.mailboxLimit = n } }
 
 // startServer runs a real server on 127.0.0.1:0 with a fresh store.
-func startServer(t *testing.T, opts ...option) *testServer {
+func startServer(t testing.TB, opts ...option) *testServer {
 	t.Helper()
 	ts := &testServer{t: t, clock: newFakeClock(), dbPath: filepath.Join(t.TempDir(), "data", "ircd.db")}
 	ts.cfg = Config{ServerName: "irc.test", Network: "TestNet", MOTD: "hello", Topic: "the topic"}
@@ -123,7 +123,7 @@ func (ts *testServer) restart() {
 
 // testClient is a line-based IRC client for protocol tests.
 type testClient struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	conn net.Conn
 	r    *bufio.Reader

@@ -1,6 +1,7 @@
 package ircd
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -50,7 +51,7 @@ func TestWhoelseAlone(t *testing.T) {
 func TestWhoelseLinesStayUnder512(t *testing.T) {
 	names := make([]string, 0, 200)
 	for i := range 200 {
-		names = append(names, "user"+strings.Repeat("x", 20)+string(rune('a'+i%26))+strings.Repeat("y", i%5)+itoa(i))
+		names = append(names, "user"+strings.Repeat("x", 20)+string(rune('a'+i%26))+strings.Repeat("y", i%5)+strconv.Itoa(i))
 	}
 	out := chunkWords(names, 400)
 	if len(out) < 2 {
@@ -66,17 +67,6 @@ func TestWhoelseLinesStayUnder512(t *testing.T) {
 	if joined != len(names) {
 		t.Fatalf("lost names: %d of %d", joined, len(names))
 	}
-}
-
-func itoa(i int) string {
-	if i == 0 {
-		return "0"
-	}
-	s := ""
-	for ; i > 0; i /= 10 {
-		s = string(rune('0'+i%10)) + s
-	}
-	return s
 }
 
 func TestWholasthr(t *testing.T) {

@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -80,9 +79,9 @@ func TestTLSListenerAndCertReload(t *testing.T) {
 	if v := conn.ConnectionState().Version; v < tls.VersionTLS12 {
 		t.Fatalf("negotiated %x", v)
 	}
-	r := bufio.NewReader(conn)
+	alice := &lineConn{t: t, c: conn, r: bufio.NewReader(conn)}
 	fmt.Fprintf(conn, "PASS alicepw\r\nNICK alice\r\nUSER a 0 * :a\r\n")
-	expectOn(t, conn, r, ` 366 alice `)
+	alice.expect(` 366 alice `)
 
 	// TLS 1.1 is refused.
 	if c, err := tls.Dial("tcp", tlsAddr, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS11}); err == nil {
@@ -96,21 +95,7 @@ func TestTLSListenerAndCertReload(t *testing.T) {
 	waitLog(t, d, "reloaded config")
 	dial(second)
 	fmt.Fprintf(conn, "PING :still-here\r\n")
-	expectOn(t, conn, r, `PONG .*still-here$`)
-}
-
-func expectOn(t *testing.T, c net.Conn, r *bufio.Reader, want string) {
-	t.Helper()
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("waiting for %q: %v", want, err)
-		}
-		if regexp.MustCompile(want).MatchString(strings.TrimRight(line, "\r\n")) {
-			return
-		}
-	}
+	alice.expect(`PONG .*still-here$`)
 }
 
 func waitLog(t *testing.T, d *testDaemon, text string) {
