@@ -18,7 +18,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -425,63 +424,15 @@ type hxTap struct {
 
 func startHxTap(t *testing.T, target string) *hxTap {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	tp := &hxTap{Port: l.Addr().(*net.TCPAddr).Port, start: time.Now()}
-	var wg sync.WaitGroup
-	var open sync.Map
-	t.Cleanup(func() {
-		l.Close()
-		open.Range(func(k, _ any) bool { k.(net.Conn).Close(); return true })
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
+	tp := &hxTap{start: time.Now()}
+	tp.Port = startRelay(t, target, func(n int, dir, line string) {
+		if dir == "--" && line == "connected" {
 			tp.mu.Lock()
-			tp.conns++
-			n := tp.conns
+			tp.conns = n
 			tp.mu.Unlock()
-			up, err := net.DialTimeout("tcp", target, 5*time.Second)
-			if err != nil {
-				tp.add(n, "!!", "dial: "+err.Error())
-				c.Close()
-				continue
-			}
-			open.Store(c, true)
-			open.Store(up, true)
-			tp.add(n, "--", "connected")
-			wg.Add(2)
-			pipe := func(dst, src net.Conn, dir string) {
-				defer wg.Done()
-				r := bufio.NewReader(src)
-				for {
-					line, err := r.ReadString('\n')
-					if line != "" {
-						tp.add(n, dir, strings.TrimRight(line, "\r\n"))
-						if _, werr := io.WriteString(dst, line); werr != nil {
-							break
-						}
-					}
-					if err != nil {
-						break
-					}
-				}
-				dst.Close()
-				src.Close()
-				if dir == "S>" {
-					tp.add(n, "--", "closed")
-				}
-			}
-			go pipe(up, c, "C>")
-			go pipe(c, up, "S>")
 		}
-	}()
+		tp.add(n, dir, line)
+	})
 	return tp
 }
 

@@ -205,21 +205,13 @@ func countMatches(re string, patterns ...string) int {
 // wireLog is a recording TCP proxy between a client and the server: the
 // client connects to Addr; every line is written to Path prefixed with the
 // connection number and "C>" (client to server) or "S>" (server to client).
-type wireLog struct {
-	Addr  string
-	Path  string
-	Port  int
-	conns atomic.Int64
-	mu    sync.Mutex
-	f     *os.File
-}
-
-func startWireLog(t *testing.T, s *server) *wireLog {
+// startRelay listens on loopback and relays every connection to target
+// line by line, calling record(conn, dir, line) for each line ("C>" client
+// to server, "S>" back) and for "connected", "closed" and dial errors
+// (dir "--"). It returns the port; everything stops at test cleanup.
+func startRelay(t *testing.T, target string, record func(conn int, dir, line string)) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	w := &wireLog{Addr: l.Addr().String(), Port: l.Addr().(*net.TCPAddr).Port, Path: filepath.Join(t.TempDir(), "wire.log")}
-	w.f, err = os.Create(w.Path)
 	must(t, err)
 	var wg sync.WaitGroup
 	var open sync.Map // net.Conn -> struct{}
@@ -227,26 +219,24 @@ func startWireLog(t *testing.T, s *server) *wireLog {
 		l.Close()
 		open.Range(func(k, _ any) bool { k.(net.Conn).Close(); return true })
 		wg.Wait()
-		w.f.Close()
 	})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for {
+		for n := 1; ; n++ {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			n := w.conns.Add(1)
-			up, err := net.DialTimeout("tcp", s.Addr, 5*time.Second)
+			up, err := net.DialTimeout("tcp", target, 5*time.Second)
 			if err != nil {
-				w.write(fmt.Sprintf("#%d proxy: dial %s: %v\n", n, s.Addr, err))
+				record(n, "--", fmt.Sprintf("dial %s: %v", target, err))
 				c.Close()
 				continue
 			}
 			open.Store(c, struct{}{})
 			open.Store(up, struct{}{})
-			w.write(fmt.Sprintf("#%d connected\n", n))
+			record(n, "--", "connected")
 			wg.Add(2)
 			pipe := func(dst, src net.Conn, dir string) {
 				defer wg.Done()
@@ -254,7 +244,7 @@ func startWireLog(t *testing.T, s *server) *wireLog {
 				for {
 					line, err := r.ReadString('\n')
 					if line != "" {
-						w.write(fmt.Sprintf("#%d %s %s\n", n, dir, strings.TrimRight(line, "\r\n")))
+						record(n, dir, strings.TrimRight(line, "\r\n"))
 						if _, werr := io.WriteString(dst, line); werr != nil {
 							break
 						}
@@ -267,13 +257,46 @@ func startWireLog(t *testing.T, s *server) *wireLog {
 				dst.Close()
 				src.Close()
 				if dir == "S>" {
-					w.write(fmt.Sprintf("#%d closed\n", n))
+					record(n, "--", "closed")
 				}
 			}
 			go pipe(up, c, "C>")
 			go pipe(c, up, "S>")
 		}
 	}()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// wireLog records a client's wire lines to a file through startRelay.
+type wireLog struct {
+	Addr  string
+	Path  string
+	Port  int
+	conns atomic.Int64
+	mu    sync.Mutex
+	f     *os.File
+}
+
+func startWireLog(t *testing.T, s *server) *wireLog {
+	t.Helper()
+	w := &wireLog{Path: filepath.Join(t.TempDir(), "wire.log")}
+	var err error
+	w.f, err = os.Create(w.Path)
+	must(t, err)
+	// Registered first, so it runs after the relay's cleanup has stopped
+	// every pipe (cleanups run last-in first-out).
+	t.Cleanup(func() { w.mu.Lock(); w.f.Close(); w.mu.Unlock() })
+	w.Port = startRelay(t, s.Addr, func(n int, dir, line string) {
+		if dir == "--" {
+			if line == "connected" {
+				w.conns.Store(int64(n))
+			}
+			w.write(fmt.Sprintf("#%d %s\n", n, line))
+			return
+		}
+		w.write(fmt.Sprintf("#%d %s %s\n", n, dir, line))
+	})
+	w.Addr = fmt.Sprintf("127.0.0.1:%d", w.Port)
 	return w
 }
 
