@@ -22,6 +22,10 @@ type testDaemon struct {
 	addr string
 	cmd  *exec.Cmd
 	log  string // the current run's log file
+	// exited is closed when the current run's process has been reaped;
+	// exitErr is its Wait result.
+	exited  chan struct{}
+	exitErr error
 }
 
 func buildBinary(t *testing.T) string {
@@ -50,7 +54,7 @@ func newDaemon(t *testing.T, extra ...string) *testDaemon {
 	t.Cleanup(func() {
 		if d.cmd != nil {
 			d.cmd.Process.Kill()
-			d.cmd.Wait()
+			<-d.exited
 		}
 	})
 	return d
@@ -65,6 +69,9 @@ func (d *testDaemon) start() {
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatal(err)
 	}
+	cmd, exited := d.cmd, make(chan struct{})
+	d.exited = exited
+	go func() { d.exitErr = cmd.Wait(); close(exited) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if c, err := net.Dial("tcp", d.addr); err == nil {
@@ -80,9 +87,9 @@ func (d *testDaemon) start() {
 
 func (d *testDaemon) signal(sig syscall.Signal) error {
 	d.cmd.Process.Signal(sig)
-	err := d.cmd.Wait()
+	<-d.exited
 	d.cmd = nil
-	return err
+	return d.exitErr
 }
 
 type lineConn struct {
@@ -143,11 +150,11 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 	alice := d.login("alice")
 	fmt.Fprintf(alice.c, "SILENCE +bob\r\n")
 	alice.expect(`SILENCE \+bob`)
-	cmd := d.cmd
-	cmd.Process.Signal(syscall.SIGTERM)
+	d.cmd.Process.Signal(syscall.SIGTERM)
 	alice.expect(`^ERROR :Server shutting down$`)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("exit: %v", err)
+	<-d.exited
+	if d.exitErr != nil {
+		t.Fatalf("exit: %v", d.exitErr)
 	}
 	d.cmd = nil
 	if _, err := os.Stat(filepath.Join(d.dir, "state", "ircd.db")); err != nil {

@@ -191,15 +191,17 @@ func run(path string, stderr io.Writer) error {
 		st.Close()
 		return err
 	}
+	// Catch signals before the first listener opens: a SIGHUP sent as soon
+	// as the port answers must reload, not kill the process by default.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	serveErr := make(chan error, len(cfg.Server.Listen)+len(cfg.TLS.Listen)+1)
 	if err := d.listen(serveErr); err != nil {
 		d.shutdown()
 		return err
 	}
 
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 	for {
 		select {
 		case err := <-serveErr:

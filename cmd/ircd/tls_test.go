@@ -106,6 +106,11 @@ func waitLog(t *testing.T, d *testDaemon, text string) {
 		if strings.Contains(string(b), text) {
 			return
 		}
+		select {
+		case <-d.exited:
+			t.Fatalf("daemon exited (%v) before its log said %q:\n%s", d.exitErr, text, b)
+		default:
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("log never said %q:\n%s", text, b)
 		}
