@@ -20,6 +20,8 @@ test:
 	@missing=""; for t in $(E2E_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then echo "!!! END-TO-END SUITE SKIPPED: not installed:$$missing (see .ci/run) !!!"; fi
 	$(GO) test -count=1 ./...
+	@echo "ircd suite again with a reader goroutine per connection (the TLS and non-Linux path):"
+	IRCD_TEST_NO_POLLER=1 $(GO) test -count=1 ./ircd/
 	$(GO) test -run '^$$' -fuzz '^FuzzLineReader$$' -fuzztime 5s ./ircd/
 	$(GO) test -run '^$$' -fuzz '^FuzzSession$$' -fuzztime 10s ./ircd/
 

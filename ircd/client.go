@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"gopkg.in/irc.v4"
@@ -74,29 +74,43 @@ type client struct {
 	idle    atomic.Int64 // unix seconds of the last message sent
 
 	// reader-owned
-	registered   bool
-	capBlocking  bool
-	pass         *string
-	pendingNick  string
-	gotUser      bool
-	sasl         saslState
-	authFailed   string // closing ERROR text after a failed SASL attempt
-	replayToken  string
-	replayUpTo   uint64
-	replayCount  int
-	pingSent     bool
-	deadline     time.Time         // the read deadline last set
-	deadlineIdle bool              // ...and whether it was the idle (PING interval) one
-	monitoring   map[string]string // folded -> as given
+	registered  bool
+	capBlocking bool
+	pass        *string
+	pendingNick string
+	gotUser     bool
+	sasl        saslState
+	authFailed  string // closing ERROR text after a failed SASL attempt
+	replayToken string
+	replayUpTo  uint64
+	replayCount int
+	monitoring  map[string]string // folded -> as given
+	lr          lineReader
+
+	// Timeouts, checked by Server.timeoutLoop (wall clock, unix nanos).
+	connected time.Time
+	regDone   atomic.Bool  // registered
+	lastRead  atomic.Int64 // when the last line arrived
+	pingAt    atomic.Int64 // when an idle PING went unanswered; 0 = none
 
 	quitOnce sync.Once
 	quitCh   chan struct{} // closed by quit: wakes a reader held by flood control
 
 	floodAt        time.Time // flood control's virtual clock (wall time)
 	throttledSince time.Time // start of the current run of delayed lines
+
+	// Set when the connection is watched by the server's poller instead
+	// of having a reader goroutine (see poller_linux.go).
+	poll      *poller
+	rc        syscall.RawConn
+	fd        int32
+	gen       uint32
+	pumpState atomic.Int32 // pumpIdle, pumpRunning or pumpAgain
 }
 
-func (s *Server) newClient(nc net.Conn) *client {
+// newClient admits a connection and starts reading it: from the poller
+// if it can watch the socket, else from a goroutine of its own.
+func (s *Server) newClient(nc net.Conn) {
 	host := hostOf(nc.RemoteAddr())
 	cfg := s.conf()
 	s.mu.Lock()
@@ -118,10 +132,11 @@ func (s *Server) newClient(nc net.Conn) *client {
 			nc.Write(appendMessage(nil, "", "", "ERROR", "Closing link: "+refusal))
 			nc.Close()
 		}()
-		return nil
+		return
 	}
 	s.nextID++
-	c := &client{srv: s, nc: nc, id: s.nextID, host: host, quitCh: make(chan struct{})}
+	c := &client{srv: s, nc: nc, id: s.nextID, host: host, quitCh: make(chan struct{}), connected: time.Now()}
+	c.lr.r = nc
 	c.out = newSendQueue(nc, cfg.SendQ, cfg.WriteTimeout, func() {
 		s.stats.sendqDrops.Add(1)
 		c.quit("SendQ exceeded", "SendQ exceeded")
@@ -129,10 +144,15 @@ func (s *Server) newClient(nc net.Conn) *client {
 	s.conns[c] = struct{}{}
 	s.perIP[host]++
 	s.wg.Add(1)
+	// Attached before anyone else can see c (Shutdown walks conns), so
+	// its quit always knows whether to kick a pump.
+	polled := s.poller != nil && s.poller.attach(c, nc)
 	s.mu.Unlock()
 	s.stats.connections.Add(1)
-	s.log.Debug("connect", "conn", c.id, "addr", host)
-	return c
+	s.log.Debug("connect", "conn", c.id, "addr", host, "polled", polled)
+	if !polled {
+		go c.serve()
+	}
 }
 
 func hostOf(a net.Addr) string {
@@ -190,59 +210,108 @@ func (c *client) quitWithError(reason, errorParam string) {
 		close(c.quitCh)
 		c.out.closeAfter(appendMessage(nil, "", "", "ERROR", errorParam))
 	})
+	if c.poll != nil {
+		c.kick() // an idle pump must run to clean up
+	}
 }
 
-// serve is the connection's reader: it reads lines and runs their
-// commands in order, then cleans up.
+// serve is the reader goroutine of a connection the poller does not
+// watch (TLS, or no epoll): it reads lines and runs their commands in
+// order, then cleans up.
 func (c *client) serve() {
-	s := c.srv
-	defer s.wg.Done()
+	defer c.srv.wg.Done()
 	defer c.cleanup()
-	lr := &lineReader{r: c.nc}
-	connected := time.Now() // deadlines are wall-clock, not the injectable clock
+	for c.take(c.lr.readLine()) {
+	}
+}
+
+const (
+	pumpIdle    int32 = iota // waiting in the poller
+	pumpRunning              // a pump goroutine is reading
+	pumpAgain                // ...and was kicked meanwhile: read once more
+)
+
+// kick is called when c's socket may have something to read, or c has
+// quit. It starts a pump unless one is running, which then loops once
+// more; so at most one goroutine ever reads c's socket.
+func (c *client) kick() {
 	for {
-		c.setReadDeadline(connected)
-		line, err := lr.readLine()
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				if !c.registered {
-					c.quit("Registration timed out", "Registration timed out")
-					return
-				}
-				if !c.pingSent {
-					c.pingSent = true
-					c.send("", "PING", s.conf().ServerName)
-					continue
-				}
-				cfg := s.conf()
-				c.quit(fmt.Sprintf("Ping timeout: %d seconds", int((cfg.PingInterval+cfg.PingTimeout).Seconds())), "Ping timeout")
+		switch c.pumpState.Load() {
+		case pumpIdle:
+			if c.pumpState.CompareAndSwap(pumpIdle, pumpRunning) {
+				go c.pump()
 				return
 			}
-			if errors.Is(err, errLineFlood) {
-				c.quit("Input line too long", "Input line too long")
+		case pumpRunning:
+			if c.pumpState.CompareAndSwap(pumpRunning, pumpAgain) {
 				return
 			}
-			c.quit("Connection closed", "Connection closed")
-			return
-		}
-		c.pingSent = false
-		if len(line) == 0 {
-			continue
-		}
-		if !c.floodWait() {
-			c.quit("Excess Flood", "Excess Flood")
-			return
-		}
-		if tooLong(line) {
-			c.reply(errInputTooLong, "Input line was too long")
-			continue
-		}
-		c.handleLine(string(line))
-		lr.shrink()
-		if c.quitMsg.Load() != nil {
+		default:
 			return
 		}
 	}
+}
+
+// pump handles everything readable on a polled connection, then goes
+// back to idle; when the connection is over it cleans up and stays
+// "running" for good, so no pump starts again.
+func (c *client) pump() {
+	for {
+		if !c.drain() {
+			c.cleanup()
+			c.srv.wg.Done()
+			return
+		}
+		if c.pumpState.CompareAndSwap(pumpRunning, pumpIdle) {
+			return
+		}
+		c.pumpState.Store(pumpRunning)
+	}
+}
+
+// drain reads and handles lines until the socket has no more; it reports
+// false when the connection is over.
+func (c *client) drain() bool {
+	for c.quitMsg.Load() == nil {
+		line, err := c.lr.readLine()
+		if errors.Is(err, errWouldBlock) {
+			c.lr.release() // an idle client holds no read buffer
+			return true
+		}
+		if !c.take(line, err) {
+			return false
+		}
+	}
+	return false
+}
+
+// take handles one result of readLine; it reports false when the
+// connection is over.
+func (c *client) take(line []byte, err error) bool {
+	if err != nil {
+		if errors.Is(err, errLineFlood) {
+			c.quit("Input line too long", "Input line too long")
+		} else {
+			c.quit("Connection closed", "Connection closed")
+		}
+		return false
+	}
+	c.lastRead.Store(time.Now().UnixNano())
+	c.pingAt.Store(0)
+	if len(line) == 0 {
+		return true
+	}
+	if !c.floodWait() {
+		c.quit("Excess Flood", "Excess Flood")
+		return false
+	}
+	if tooLong(line) {
+		c.reply(errInputTooLong, "Input line was too long")
+		return true
+	}
+	c.handleLine(string(line))
+	c.lr.shrink()
+	return c.quitMsg.Load() == nil
 }
 
 // floodWait applies flood control before a line is handled: a client may
@@ -281,26 +350,26 @@ func (c *client) floodWait() bool {
 	return true
 }
 
-func (c *client) setReadDeadline(connected time.Time) {
-	cfg := c.srv.conf()
-	var d time.Time
-	switch {
-	case !c.registered:
-		d = connected.Add(cfg.RegTimeout)
-	case c.pingSent:
-		d = time.Now().Add(cfg.PingTimeout)
-	default:
-		d = time.Now().Add(cfg.PingInterval)
-	}
-	// Re-arming the timer on every line is measurable on a busy client; an
-	// idle deadline that fires slightly early only sends a PING a little
-	// sooner, so keep it while it is within 1/8 of the interval.
-	idle := c.registered && !c.pingSent
-	if idle && c.deadlineIdle && d.After(c.deadline) && d.Sub(c.deadline) < min(time.Second, cfg.PingInterval/8) {
+// checkTimeouts is Server.timeoutLoop's look at one client: registration
+// must finish within RegTimeout; a registered client silent for
+// PingInterval gets a PING, and is dropped if still silent PingTimeout
+// later.
+func (c *client) checkTimeouts(cfg *Config, now int64) {
+	if !c.regDone.Load() {
+		if now-c.connected.UnixNano() >= int64(cfg.RegTimeout) {
+			c.quit("Registration timed out", "Registration timed out")
+		}
 		return
 	}
-	c.deadline, c.deadlineIdle = d, idle
-	c.nc.SetReadDeadline(d)
+	if at := c.pingAt.Load(); at != 0 {
+		if now-at >= int64(cfg.PingTimeout) {
+			c.quit(fmt.Sprintf("Ping timeout: %d seconds", int((cfg.PingInterval+cfg.PingTimeout).Seconds())), "Ping timeout")
+		}
+		return
+	}
+	if now-c.lastRead.Load() >= int64(cfg.PingInterval) && c.pingAt.CompareAndSwap(0, now) {
+		c.send("", "PING", cfg.ServerName)
+	}
 }
 
 func (c *client) handleLine(raw string) {
@@ -354,6 +423,9 @@ func (c *client) cleanup() {
 		s.log.Info("disconnect", "nick", c.nick, "addr", c.host, "reason", reason)
 	}
 	s.unmonitorAll(c)
+	if c.poll != nil {
+		c.poll.detach(c)
+	}
 	s.mu.Lock()
 	delete(s.conns, c)
 	if s.perIP[c.host]--; s.perIP[c.host] <= 0 {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -100,7 +101,23 @@ func (ts *testServer) start() {
 		t.Fatal(err)
 	}
 	ts.srv, ts.store, ts.addr = srv, st, l.Addr().String()
+	if os.Getenv("IRCD_TEST_NO_POLLER") != "" {
+		l = hiddenSocketListener{l} // `make test` runs the suite this way too
+	}
 	go srv.Serve(l)
+}
+
+// hiddenSocketListener hands out connections that do not expose their
+// socket, as a TLS connection does not: the server falls back to a reader
+// goroutine per connection instead of its poller.
+type hiddenSocketListener struct{ net.Listener }
+
+func (l hiddenSocketListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return struct{ net.Conn }{c}, nil
 }
 
 func (ts *testServer) stop() {
@@ -282,10 +299,17 @@ func (ts *testServer) login(nick string, caps ...string) *testClient {
 // closed (the reader runs cleanup asynchronously).
 func (ts *testServer) waitGone(nick string) {
 	ts.t.Helper()
+	waitFor(ts.t, nick+" to go offline", func() bool { return ts.srv.lookup(nick) == nil })
+}
+
+// waitFor polls cond until it holds, failing the test after waitTime:
+// for state the server changes after its last reply, such as cleanup.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(waitTime)
-	for ts.srv.lookup(nick) != nil {
+	for !cond() {
 		if time.Now().After(deadline) {
-			ts.t.Fatalf("%s still online", nick)
+			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -356,6 +356,7 @@ func (c *client) completeRegistration() {
 	s.mu.Unlock()
 
 	c.registered = true
+	c.regDone.Store(true)
 	c.signon = s.now()
 	c.idle.Store(c.signon.Unix())
 	if acct := c.account; acct != "" {

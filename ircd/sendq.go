@@ -24,6 +24,7 @@ type sendQueue struct {
 	closing  bool // no more lines accepted; close the socket after the last flush
 	closed   bool
 	onFull   func() // called (once, without locks held) when the limit is passed
+	onClose  func() // if set, called after the socket is closed (a polled client must notice)
 	done     chan struct{}
 }
 
@@ -113,6 +114,7 @@ func (q *sendQueue) flush() {
 			if finish {
 				q.conn.Close()
 				close(q.done)
+				q.closedHook()
 			}
 			return
 		}
@@ -130,6 +132,7 @@ func (q *sendQueue) flush() {
 			q.mu.Unlock()
 			// Closing the socket wakes the reader, which cleans up.
 			q.conn.Close()
+			q.closedHook()
 		}
 		clear(batch)
 		spare = batch
@@ -161,4 +164,10 @@ func (q *sendQueue) write(lines [][]byte) error {
 		return err
 	}
 	return nil
+}
+
+func (q *sendQueue) closedHook() {
+	if q.onClose != nil {
+		q.onClose()
+	}
 }

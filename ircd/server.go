@@ -128,6 +128,8 @@ type Server struct {
 	silences  map[string]*silenceList       // folded account -> its list
 	monitors  map[string]map[*client]string // folded target -> watchers
 	listeners map[net.Listener]struct{}
+	poller    *poller // watches idle plaintext connections; nil before Serve
+	noPoller  bool    // this system has none
 	shutdown  bool
 	nextID    uint64
 
@@ -182,8 +184,9 @@ func New(cfg Config, acc *accounts.Accounts, st Store) (*Server, error) {
 	for acct, masks := range all {
 		s.silences[acct] = newSilenceList(masks)
 	}
-	s.bg.Add(1)
+	s.bg.Add(2)
 	go s.lastSeenLoop()
+	go s.timeoutLoop()
 	return s, nil
 }
 
@@ -220,6 +223,14 @@ func (s *Server) Serve(l net.Listener) error {
 		return ErrServerClosed
 	}
 	s.listeners[l] = struct{}{}
+	if s.poller == nil && !s.noPoller {
+		p, err := newPoller()
+		if err != nil {
+			s.log.Info("no poller; one reader goroutine per connection", "err", err)
+			s.noPoller = true
+		}
+		s.poller = p
+	}
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -245,11 +256,7 @@ func (s *Server) Serve(l net.Listener) error {
 			return err
 		}
 		backoff = 0
-		c := s.newClient(nc)
-		if c == nil {
-			continue
-		}
-		go c.serve()
+		s.newClient(nc)
 	}
 }
 
@@ -285,6 +292,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			c.nc.Close()
 		}
 	}
+	s.mu.Lock()
+	p := s.poller
+	s.mu.Unlock()
+	if p != nil {
+		p.close()
+	}
 	s.flushLastSeen()
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
@@ -305,6 +318,40 @@ func (s *Server) lastSeenLoop() {
 		case <-t.C:
 			s.flushLastSeen()
 		}
+	}
+}
+
+// timeoutLoop enforces registration and ping timeouts for every
+// connection. One sweep replaces a read deadline per connection: polled
+// clients have no blocked read to time out, and re-arming a deadline on
+// every line cost more than this loop does.
+func (s *Server) timeoutLoop() {
+	defer s.bg.Done()
+	var conns []*client
+	for {
+		cfg := s.conf()
+		// A tick of a quarter of the shortest timeout keeps each one
+		// within 25% late.
+		tick := min(cfg.RegTimeout, cfg.PingInterval, cfg.PingTimeout) / 4
+		tick = max(min(tick, time.Second), 5*time.Millisecond)
+		t := time.NewTimer(tick)
+		select {
+		case <-s.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		s.mu.RLock()
+		for c := range s.conns {
+			conns = append(conns, c)
+		}
+		s.mu.RUnlock()
+		now := time.Now().UnixNano()
+		for _, c := range conns {
+			c.checkTimeouts(cfg, now)
+		}
+		clear(conns) // do not keep departed clients alive
+		conns = conns[:0]
 	}
 }
 

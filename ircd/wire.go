@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -40,6 +41,9 @@ const (
 // newline; there is no sane way to resynchronise, so the connection ends.
 var errLineFlood = errors.New("line exceeds bound without newline")
 
+// errWouldBlock is a polled socket's "nothing more to read now".
+var errWouldBlock = errors.New("no data ready")
+
 // lineReader reads newline-terminated lines with a hard bound. Unlike
 // irc.Reader (bufio.Reader underneath), its buffer starts small and only
 // grows for long lines, so idle connections stay cheap.
@@ -51,6 +55,10 @@ type lineReader struct {
 }
 
 const initialReadBuf = 512
+
+// readBufs recycles initial-size read buffers: a polled client gives its
+// buffer back whenever no partial line is pending.
+var readBufs = sync.Pool{New: func() any { return new([initialReadBuf]byte) }}
 
 // readLine returns the next line without its line ending. The slice is
 // only valid until the next call.
@@ -73,7 +81,7 @@ func (lr *lineReader) readLine() ([]byte, error) {
 			return nil, errLineFlood
 		}
 		if lr.buf == nil {
-			lr.buf = make([]byte, initialReadBuf)
+			lr.buf = readBufs.Get().(*[initialReadBuf]byte)[:]
 		}
 		if lr.end == len(lr.buf) {
 			if lr.start > 0 {
@@ -100,6 +108,17 @@ func (lr *lineReader) shrink() {
 	if lr.start == lr.end && len(lr.buf) > initialReadBuf {
 		lr.buf, lr.start, lr.end = nil, 0, 0
 	}
+}
+
+// release gives the buffer back to the pool if nothing is pending.
+func (lr *lineReader) release() {
+	if lr.start != lr.end || lr.buf == nil {
+		return
+	}
+	if len(lr.buf) == initialReadBuf {
+		readBufs.Put((*[initialReadBuf]byte)(lr.buf))
+	}
+	lr.buf, lr.start, lr.end = nil, 0, 0
 }
 
 func indexByte(b []byte, c byte) int {

@@ -1,0 +1,18 @@
+//go:build !linux
+
+package ircd
+
+import (
+	"errors"
+	"net"
+)
+
+// poller is Linux-only (epoll); elsewhere every client has a reader
+// goroutine.
+type poller struct{}
+
+func newPoller() (*poller, error) { return nil, errors.New("no epoll on this system") }
+
+func (p *poller) attach(c *client, nc net.Conn) bool { return false }
+func (p *poller) detach(c *client)                   {}
+func (p *poller) close()                             {}

@@ -1,0 +1,105 @@
+package ircd
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// guestSession logs in a guest on a raw connection, optionally talks,
+// then either quits or just hangs up; any deviation is returned.
+func guestSession(addr, nick string, hangUp bool) error {
+	c, err := net.DialTimeout("tcp", addr, waitTime)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(waitTime))
+	r := bufio.NewReader(c)
+	waitFor := func(s string) error {
+		for {
+			line, err := r.ReadString('\n')
+			if strings.Contains(line, s) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("%s: waiting for %q: %v", nick, s, err)
+			}
+		}
+	}
+	fmt.Fprintf(c, "NICK %s\r\nUSER %s 0 * :churn\r\n", nick, nick)
+	if err := waitFor(" 366 "); err != nil {
+		return err
+	}
+	fmt.Fprintf(c, "PRIVMSG #lobby :hi from %s\r\nPING :tok\r\n", nick)
+	if err := waitFor("tok"); err != nil {
+		return err
+	}
+	if hangUp {
+		return nil
+	}
+	fmt.Fprintf(c, "QUIT :bye\r\n")
+	return waitFor("ERROR :Closing link")
+}
+
+// Connections come and go fast, so descriptor numbers are reused while
+// events for their previous owners may still be in flight: every session
+// must still be served, and every connection cleaned up (a lost kick
+// would leave one behind for good).
+func TestConnectionChurn(t *testing.T) {
+	ts := startServer(t, withConfig(func(c *Config) { c.Guests = true }))
+	alice := ts.login("alice")
+	const workers, rounds = 20, 50
+	errs := make(chan error, workers*rounds)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range rounds {
+				if err := guestSession(ts.addr, fmt.Sprintf("g%d_%d", w, i), i%2 == 1); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	waitFor(t, "every churned connection cleaned up", func() bool {
+		st := ts.srv.Stats()
+		return st.Connections == 1 && st.LoggedIn == 1
+	})
+	alice.send("WHOELSE")
+	alice.expect(`0 other users online`)
+}
+
+// The point of the poller: a logged-in client that says nothing has no
+// goroutine of its own.
+func TestIdleClientsHoldNoGoroutine(t *testing.T) {
+	if runtime.GOOS != "linux" || os.Getenv("IRCD_TEST_NO_POLLER") != "" {
+		t.Skip("connections have reader goroutines here")
+	}
+	ts := startServer(t, withConfig(func(c *Config) { c.Guests = true }))
+	ts.login("alice").sync()
+	base := runtime.NumGoroutine()
+	const n = 200
+	for i := range n {
+		c := ts.dial(fmt.Sprintf("idle%d", i))
+		c.register(fmt.Sprintf("idle%d", i), "")
+		c.expect(` 366 `)
+	}
+	// Pumps and flushers exit once their work is done.
+	waitFor(t, "idle connections' goroutines to exit", func() bool {
+		return runtime.NumGoroutine() < base+n/10
+	})
+}
