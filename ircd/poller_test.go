@@ -103,3 +103,37 @@ func TestIdleClientsHoldNoGoroutine(t *testing.T) {
 		return runtime.NumGoroutine() < base+n/10
 	})
 }
+
+// Memory goes back to the OS once per burst of logins, after it settles,
+// and not while logins keep coming.
+func TestBurstTrim(t *testing.T) {
+	freed := 0
+	b := burstTrim{free: func() { freed++ }}
+	t0 := time.Unix(1000, 0)
+	tick := func(logins uint64, at time.Duration) { b.check(logins, t0.Add(at)) }
+	tick(10, 0)
+	tick(10, 5*time.Second)
+	if freed != 0 {
+		t.Fatalf("trimmed after only 10 logins")
+	}
+	for i := range 20 { // a burst of 1,500 logins over 2 s
+		tick(uint64(10+75*(i+1)), time.Duration(6000+100*i)*time.Millisecond)
+	}
+	if freed != 0 {
+		t.Fatalf("trimmed during the burst")
+	}
+	tick(1510, 8*time.Second)
+	if freed != 0 {
+		t.Fatalf("trimmed before the burst had been quiet for %v", trimQuiet)
+	}
+	tick(1510, 8900*time.Millisecond)
+	if freed != 1 {
+		t.Fatalf("not trimmed once the burst settled (freed %d)", freed)
+	}
+	tick(1510, 20*time.Second)
+	tick(1600, 21*time.Second)
+	tick(1600, 30*time.Second)
+	if freed != 1 {
+		t.Fatalf("trimmed again without a new burst (freed %d)", freed)
+	}
+}

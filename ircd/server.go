@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -328,6 +329,7 @@ func (s *Server) lastSeenLoop() {
 func (s *Server) timeoutLoop() {
 	defer s.bg.Done()
 	var conns []*client
+	trim := burstTrim{free: debug.FreeOSMemory}
 	for {
 		cfg := s.conf()
 		// A tick of a quarter of the shortest timeout keeps each one
@@ -352,6 +354,35 @@ func (s *Server) timeoutLoop() {
 		}
 		clear(conns) // do not keep departed clients alive
 		conns = conns[:0]
+		trim.check(s.stats.logins.Load(), time.Now())
+	}
+}
+
+// burstTrim hands memory back to the OS once a burst of logins has
+// settled. A storm of logins leaves the heap at twice its peak (NAMES
+// replies and welcome bursts queued for a hundred logins at a time count
+// as live), and an idle server allocates nothing, so the runtime would
+// not collect and return that memory until its two-minute forced GC.
+type burstTrim struct {
+	seen       uint64 // logins counted at the last check
+	quietSince time.Time
+	trimmedAt  uint64 // logins counted at the last trim
+	free       func() // debug.FreeOSMemory
+}
+
+const (
+	trimBurst = 1000        // logins since the last trim that make a burst
+	trimQuiet = time.Second // ...followed by this long without one
+)
+
+func (b *burstTrim) check(logins uint64, now time.Time) {
+	if logins != b.seen {
+		b.seen, b.quietSince = logins, now
+		return
+	}
+	if logins-b.trimmedAt >= trimBurst && now.Sub(b.quietSince) >= trimQuiet {
+		b.trimmedAt = logins
+		b.free()
 	}
 }
 
