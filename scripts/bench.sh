@@ -235,15 +235,15 @@ FILENAME == basefile { base[kv($0, "label")] = $0; next }
 { lab = kv($0, "label"); res[lab] = $0; order[++nres] = lab }
 function row(lab, main, lat, cpu,    l) {
 	l = res[lab]
-	printf "%-25s %-47s %-30s %-22s %6s %6s %3s\n", lab, main, lat, cpu, kv(l, "srv_cpu_pct"), kv(l, "tool_cpu_pct"), kv(l, "ok")
+	printf "%-25s %-60s %-30s %-22s %6s %6s %3s\n", lab, main, lat, cpu, kv(l, "srv_cpu_pct"), kv(l, "tool_cpu_pct"), kv(l, "ok")
 }
 END {
-	printf "\n%-25s %-47s %-30s %-22s %6s %6s %3s\n", "run", "result", "latency p50/p99/max ms", "server CPU", "srv%", "tool%", "ok"
+	printf "\n%-25s %-60s %-30s %-22s %6s %6s %3s\n", "run", "result", "latency p50/p99/max ms", "server CPU", "srv%", "tool%", "ok"
 	for (i = 1; i <= nres; i++) {
 		lab = order[i]; l = res[lab]; s = kv(l, "scenario")
 		if (kv(l, "error") != "-") { printf "%-25s ERROR %s\n", lab, kv(l, "error"); continue }
 		if (s == "connect" || s == "storm" || s == "hold")
-			row(lab, sprintf("%s/%s joined in %ss, %s B/conn, %s drops", kv(l, "welcomed"), kv(l, "n"), kv(l, "all_joined_s"), kv(l, "bytes_per_conn"), kv(l, "disconnects")),
+			row(lab, sprintf("%s/%s joined in %ss, %s B/conn (peak %s), %s drops", kv(l, "welcomed"), kv(l, "n"), kv(l, "all_joined_s"), kv(l, "bytes_per_conn"), kv(l, "peak_bytes_per_conn"), kv(l, "disconnects")),
 				sprintf("welcome %s/%s/%s", kv(l, "welcome_p50_ms"), kv(l, "welcome_p99_ms"), kv(l, "welcome_max_ms")),
 				sprintf("%s s/k logins", kv(l, "srv_cpu_s_per_k_logins")))
 		else if (s == "fanout" || s == "privmsg")
@@ -281,7 +281,7 @@ END {
 			lab = order[i]
 			if (!(lab in base)) continue
 			s = kv(res[lab], "scenario")
-			if (s == "connect" || s == "storm" || s == "hold") { cmp(lab, "srv_cpu_s_per_k_logins"); cmp(lab, "all_joined_s"); cmp(lab, "bytes_per_conn") }
+			if (s == "connect" || s == "storm" || s == "hold") { cmp(lab, "srv_cpu_s_per_k_logins"); cmp(lab, "all_joined_s"); cmp(lab, "bytes_per_conn"); cmp(lab, "peak_bytes_per_conn") }
 			else if (s == "fanout" || s == "privmsg") { cmp(lab, "srv_cpu_s_per_M_deliveries"); cmp(lab, "deliveries_per_s"); cmp(lab, "lat_p99_ms") }
 			else if (s == "offline") { cmp(lab, "replay_ms"); cmp(lab, "srv_cpu_s_per_k_msgs") }
 			else if (s == "offline-store") { cmp(lab, "stored_per_s"); cmp(lab, "srv_cpu_s_per_k_msgs") }

@@ -96,6 +96,9 @@ func runConnect(o *options, cl *client, r *result) error {
 		r.int("rss_peak_kb", max(rssPeak, rss1)/1024)
 		if ok > 0 {
 			r.int("bytes_per_conn", (rss1-rss0)/int64(ok))
+			// The highest reading in the hold, usually its first: what
+			// the login burst left before the server gave memory back.
+			r.int("peak_bytes_per_conn", (max(rssPeak, rss1)-rss0)/int64(ok))
 		}
 	}
 

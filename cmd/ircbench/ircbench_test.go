@@ -144,7 +144,7 @@ func TestScenarios(t *testing.T) {
 		args  []string
 		check []string // keys that must be present
 	}{
-		{[]string{"connect", "-n", "10", "-hold", "200ms", "-first", "0"}, []string{"bytes_per_conn", "srv_cpu_s_per_k_logins", "welcome_p99_ms"}},
+		{[]string{"connect", "-n", "10", "-hold", "200ms", "-first", "0"}, []string{"bytes_per_conn", "peak_bytes_per_conn", "srv_cpu_s_per_k_logins", "welcome_p99_ms"}},
 		{[]string{"storm", "-n", "10", "-hold", "100ms", "-first", "20"}, []string{"all_joined_s"}},
 		{[]string{"hold", "-n", "10", "-duration", "300ms", "-first", "40"}, []string{"alive", "disconnects"}},
 		{[]string{"fanout", "-n", "10", "-senders", "3", "-window", "4", "-duration", "500ms", "-first", "60"}, []string{"srv_cpu_s_per_M_deliveries", "lat_p99_ms", "lost", "reordered"}},

@@ -9,6 +9,7 @@
 //	connect        log in -n accounts with -inflight logins under way; report
 //	               registrations/s, time to welcome, then hold idle for -hold
 //	               and report bytes per idle connection from the server's RSS
+//	               at its end (and the highest reading during the hold)
 //	storm          connect with every login at once (-inflight defaults to -n)
 //	hold           connect, stay idle for -duration, report disconnects and
 //	               check every connection still answers a PING
