@@ -110,7 +110,8 @@ func TestBurstTrim(t *testing.T) {
 	freed := 0
 	b := burstTrim{free: func() { freed++ }}
 	t0 := time.Unix(1000, 0)
-	tick := func(logins uint64, at time.Duration) { b.check(logins, t0.Add(at)) }
+	drained := true
+	tick := func(logins uint64, at time.Duration) { b.check(logins, t0.Add(at), func() bool { return drained }) }
 	tick(10, 0)
 	tick(10, 5*time.Second)
 	if freed != 0 {
@@ -126,14 +127,32 @@ func TestBurstTrim(t *testing.T) {
 	if freed != 0 {
 		t.Fatalf("trimmed before the burst had been quiet for %v", trimQuiet)
 	}
+	drained = false // replies still on their way to slow readers
+	tick(1510, 8900*time.Millisecond)
+	if freed != 0 {
+		t.Fatalf("trimmed with output still queued")
+	}
+	drained = true
 	tick(1510, 8900*time.Millisecond)
 	if freed != 1 {
 		t.Fatalf("not trimmed once the burst settled (freed %d)", freed)
 	}
-	tick(1510, 20*time.Second)
-	tick(1600, 21*time.Second)
-	tick(1600, 30*time.Second)
-	if freed != 1 {
+	// The burst was not over: 200 more logins within trimAgain of the trim
+	// are part of it, and trigger a second trim once quiet.
+	tick(1710, 9500*time.Millisecond)
+	tick(1710, 10600*time.Millisecond)
+	if freed != 2 {
+		t.Fatalf("no second trim after the burst went on (freed %d)", freed)
+	}
+	// A few logins long after the last trim are not a burst.
+	tick(1800, 40*time.Second)
+	tick(1800, 50*time.Second)
+	if freed != 2 {
 		t.Fatalf("trimmed again without a new burst (freed %d)", freed)
+	}
+	tick(2800, 60*time.Second)
+	tick(2800, 61*time.Second)
+	if freed != 3 {
+		t.Fatalf("no trim after a new burst of 1,000 (freed %d)", freed)
 	}
 }

@@ -20,6 +20,7 @@ type sendQueue struct {
 	mu       sync.Mutex
 	lines    [][]byte
 	bytes    int
+	writing  int // bytes of the batch being written now
 	flushing bool
 	closing  bool // no more lines accepted; close the socket after the last flush
 	closed   bool
@@ -104,6 +105,7 @@ func (q *sendQueue) flush() {
 	var spare [][]byte
 	for {
 		q.mu.Lock()
+		q.writing = 0
 		if len(q.lines) == 0 {
 			q.flushing = false
 			finish := q.closing && !q.closed
@@ -119,6 +121,7 @@ func (q *sendQueue) flush() {
 			return
 		}
 		batch := q.lines
+		q.writing = q.bytes
 		q.lines, q.bytes = spare[:0], 0
 		timeout := q.timeout
 		q.mu.Unlock()
@@ -164,6 +167,14 @@ func (q *sendQueue) write(lines [][]byte) error {
 		return err
 	}
 	return nil
+}
+
+// backlog is how many bytes are queued or being written, and whether a
+// flusher is at work (holding a 32 KB buffer while it writes).
+func (q *sendQueue) backlog() (bytes int, busy bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.bytes + q.writing, q.flushing
 }
 
 func (q *sendQueue) closedHook() {

@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -329,7 +330,14 @@ func (s *Server) lastSeenLoop() {
 func (s *Server) timeoutLoop() {
 	defer s.bg.Done()
 	var conns []*client
-	trim := burstTrim{free: debug.FreeOSMemory}
+	trim := burstTrim{free: func() {
+		t0 := time.Now()
+		// Two collections: sync.Pool keeps what it held (the flushers'
+		// 32 KB buffers, thousands of them in a storm) for one more.
+		runtime.GC()
+		debug.FreeOSMemory()
+		s.log.Info("returned memory to the OS after a burst of logins", "took", time.Since(t0).Round(time.Millisecond))
+	}}
 	for {
 		cfg := s.conf()
 		// A tick of a quarter of the shortest timeout keeps each one
@@ -352,36 +360,57 @@ func (s *Server) timeoutLoop() {
 		for _, c := range conns {
 			c.checkTimeouts(cfg, now)
 		}
+		drained := func() bool {
+			total, busy := 0, 0
+			for _, c := range conns {
+				n, b := c.out.backlog()
+				total += n
+				if b {
+					busy++
+				}
+			}
+			return total+busy*flushBufSize < trimBacklog
+		}
+		trim.check(s.stats.logins.Load(), time.Now(), drained)
 		clear(conns) // do not keep departed clients alive
 		conns = conns[:0]
-		trim.check(s.stats.logins.Load(), time.Now())
 	}
 }
 
 // burstTrim hands memory back to the OS once a burst of logins has
-// settled. A storm of logins leaves the heap at twice its peak (NAMES
-// replies and welcome bursts queued for a hundred logins at a time count
-// as live), and an idle server allocates nothing, so the runtime would
-// not collect and return that memory until its two-minute forced GC.
+// settled: no login for a second and the replies it caused written out
+// (a storm's NAMES replies can take seconds to reach slow readers). The
+// burst leaves the heap at twice its peak, and an idle server allocates
+// nothing, so the runtime would not collect and return that memory until
+// its two-minute forced GC.
 type burstTrim struct {
 	seen       uint64 // logins counted at the last check
 	quietSince time.Time
-	trimmedAt  uint64 // logins counted at the last trim
-	free       func() // debug.FreeOSMemory
+	trimmedAt  uint64    // logins counted at the last trim
+	lastTrim   time.Time // when it was
+	free       func()    // collects and returns memory
 }
 
 const (
-	trimBurst = 1000        // logins since the last trim that make a burst
-	trimQuiet = time.Second // ...followed by this long without one
+	trimBacklog = 1 << 20          // bytes queued or being written, a busy flusher's buffer included, that count as drained
+	trimBurst   = 1000             // logins since the last trim that make a burst
+	trimQuiet   = time.Second      // ...followed by this long without one
+	trimAgain   = 10 * time.Second // logins this soon after a trim continue its burst
 )
 
-func (b *burstTrim) check(logins uint64, now time.Time) {
+func (b *burstTrim) check(logins uint64, now time.Time, drained func() bool) {
 	if logins != b.seen {
 		b.seen, b.quietSince = logins, now
 		return
 	}
-	if logins-b.trimmedAt >= trimBurst && now.Sub(b.quietSince) >= trimQuiet {
-		b.trimmedAt = logins
+	if now.Sub(b.quietSince) < trimQuiet || logins == b.trimmedAt {
+		return
+	}
+	// A pause inside a storm can trigger a trim with the storm not over;
+	// the logins after it then belong to that burst, however few.
+	burst := logins-b.trimmedAt >= trimBurst || b.quietSince.Sub(b.lastTrim) < trimAgain
+	if burst && drained() {
+		b.trimmedAt, b.lastTrim = logins, now
 		b.free()
 	}
 }
