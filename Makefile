@@ -23,6 +23,7 @@ test:
 	@echo "ircd suite again with a reader goroutine per connection (the TLS and non-Linux path):"
 	IRCD_TEST_NO_POLLER=1 $(GO) test -count=1 ./ircd/
 	$(GO) test -run '^$$' -fuzz '^FuzzLineReader$$' -fuzztime 5s ./ircd/
+	$(GO) test -run '^$$' -fuzz '^FuzzLineReaderPolled$$' -fuzztime 5s ./ircd/
 	$(GO) test -run '^$$' -fuzz '^FuzzSession$$' -fuzztime 10s ./ircd/
 
 # Only the real-client suite; a missing client is a failure.
@@ -33,6 +34,7 @@ e2e:
 # then run as regular tests).
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLineReader$$' -fuzztime $(FUZZTIME) ./ircd/
+	$(GO) test -run '^$$' -fuzz '^FuzzLineReaderPolled$$' -fuzztime $(FUZZTIME) ./ircd/
 	$(GO) test -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME) ./ircd/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMessage$$' -fuzztime $(FUZZTIME) ./store/
 

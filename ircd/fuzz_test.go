@@ -33,6 +33,72 @@ func FuzzLineReader(f *testing.F) {
 	})
 }
 
+// stutterReader hands out data in chunks of varying size with "no data
+// ready" between them, as a polled socket does.
+type stutterReader struct {
+	data  []byte
+	sizes []byte // chunk sizes, used in turn
+	ready bool   // the next Read returns data; else errWouldBlock
+	i     int
+}
+
+func (r *stutterReader) Read(b []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, io.EOF
+	}
+	if r.ready = !r.ready; !r.ready {
+		return 0, errWouldBlock
+	}
+	n := 1
+	if len(r.sizes) > 0 {
+		n = int(r.sizes[r.i%len(r.sizes)]) + 1
+		r.i++
+	}
+	n = copy(b, r.data[:min(n, len(r.data))])
+	r.data = r.data[n:]
+	return n, nil
+}
+
+// FuzzLineReaderPolled: reading a stream that keeps running dry (the
+// poller's path, which gives the buffer back whenever no partial line is
+// pending) yields exactly the lines of reading it in one go.
+func FuzzLineReaderPolled(f *testing.F) {
+	f.Add([]byte("PING x\r\nPONG y\n"), []byte{3, 0, 7})
+	f.Add([]byte(strings.Repeat("a", 700)+"\nb\n"), []byte{200})
+	f.Fuzz(func(t *testing.T, data, sizes []byte) {
+		type result struct {
+			line string
+			err  error
+		}
+		read := func(lr *lineReader) (out []result) {
+			for range 2*len(data) + 4 {
+				line, err := lr.readLine()
+				if err == errWouldBlock {
+					lr.release()
+					continue
+				}
+				out = append(out, result{string(line), err})
+				if err != nil {
+					return out
+				}
+				lr.shrink()
+			}
+			t.Fatal("reader did not finish")
+			return nil
+		}
+		want := read(&lineReader{r: bytes.NewReader(data)})
+		got := read(&lineReader{r: &stutterReader{data: data, sizes: sizes}})
+		if len(got) != len(want) {
+			t.Fatalf("%d results polled, %d in one go", len(got), len(want))
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("result %d: polled %+v, in one go %+v", i, got[i], want[i])
+			}
+		}
+	})
+}
+
 // FuzzSession sends fuzzed lines over a real connection of a logged-in
 // client, then checks the server still answers and another user is fine.
 func FuzzSession(f *testing.F) {
