@@ -297,7 +297,9 @@ func (c *client) take(line []byte, err error) bool {
 		return false
 	}
 	c.lastRead.Store(time.Now().UnixNano())
-	c.pingAt.Store(0)
+	if c.pingAt.Load() != 0 { // a store per line would dirty the line the sweep reads
+		c.pingAt.Store(0)
+	}
 	if len(line) == 0 {
 		return true
 	}

@@ -151,17 +151,17 @@ func (p *poller) loop(rc syscall.RawConn) {
 			case n == 0:
 				return false
 			}
+			// kick only sets an atomic and may start a goroutine, so it
+			// runs under the lock: one lock per batch, not per event.
+			p.mu.Lock()
 			for _, ev := range events[:n] {
-				p.mu.Lock()
-				var c *client
 				if int(ev.Fd) < len(p.byFD) {
-					c = p.byFD[ev.Fd]
-				}
-				p.mu.Unlock()
-				if c != nil && c.gen == uint32(ev.Pad) {
-					c.kick()
+					if c := p.byFD[ev.Fd]; c != nil && c.gen == uint32(ev.Pad) {
+						c.kick()
+					}
 				}
 			}
+			p.mu.Unlock()
 		}
 	})
 }
