@@ -78,13 +78,7 @@ func (s *storer) send(c *conn, sid int, limit int64, target func(seq int64) stri
 	}
 }
 
-func (s *storer) totalSent() int64 {
-	var n int64
-	for i := range s.sent {
-		n += s.sent[i].Load()
-	}
-	return n
-}
+func (s *storer) totalSent() int64 { return sum(s.sent) }
 
 // run starts the senders, stops them after d (0: when each has sent its
 // limit), and waits up to drain for the replies.

@@ -150,10 +150,13 @@ func (t *traffic) send(c *conn, sid int, target string, stop <-chan struct{}, st
 	}
 }
 
-func (t *traffic) totalSent() int64 {
+func (t *traffic) totalSent() int64 { return sum(t.sent) }
+
+// sum adds up per-sender counters.
+func sum(counters []atomic.Int64) int64 {
 	var n int64
-	for i := range t.sent {
-		n += t.sent[i].Load()
+	for i := range counters {
+		n += counters[i].Load()
 	}
 	return n
 }
