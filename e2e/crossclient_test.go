@@ -42,6 +42,19 @@ type chatClient interface {
 	Debug() string
 }
 
+// channelWithRaw is the channel scenario between one real client and a
+// raw connection (alice): the client's typed line reaches alice, and
+// alice's line and the client's own show in its #lobby log.
+func channelWithRaw(c chatClient, alice *rawClient, wait time.Duration) {
+	out := uniq("hello from " + c.Client())
+	c.Say(out)
+	alice.Expect(`:`+c.Nick()+`!\S+ PRIVMSG #lobby :`+regexp.QuoteMeta(out)+`$`, wait)
+	in := uniq("hello from alice")
+	alice.Send("PRIVMSG #lobby :%s", in)
+	c.WaitChannel("alice", in)
+	c.WaitChannel(c.Nick(), out)
+}
+
 // crossWait is the deadline for one line to cross from one client to
 // another. HexChat's flood control can hold a typed line for several
 // seconds right after login, hence more than the per-client waits.

@@ -178,17 +178,7 @@ func TestIrssiChannelMessage(t *testing.T) {
 	s := startServer(t, serverOptions{})
 	alice := dialRaw(t, s)
 	alice.Login("alice", "alicepw")
-	c := connectedIrssi(t, s, "bob", 2)
-
-	out := uniq("hello from irssi")
-	c.Type("/window goto #lobby")
-	c.Type(out)
-	alice.Expect(`:bob!\S+ PRIVMSG #lobby :`+out+`$`, irssiWait)
-
-	in := uniq("hello from alice")
-	alice.Send("PRIVMSG #lobby :%s", in)
-	c.wait("alice's line in #lobby", `(?m)^\d\d:\d\d:\d\d < alice> `+in+`$`, c.winLog("#lobby"))
-	c.wait("own line in #lobby", `(?m)^\d\d:\d\d:\d\d < bob> `+out+`$`, c.winLog("#lobby"))
+	channelWithRaw(&irssiChat{connectedIrssi(t, s, "bob", 2), "bob"}, alice, irssiWait)
 }
 
 func TestIrssiPrivateMessage(t *testing.T) {

@@ -160,17 +160,7 @@ func TestWeechatChannelMessage(t *testing.T) {
 	s := startServer(t, serverOptions{})
 	alice := dialRaw(t, s)
 	alice.Login("alice", "alicepw")
-	c := connectedWeechat(t, s, "bob", 2)
-
-	out := uniq("hello from weechat")
-	c.Type("/buffer irc.e2e.#lobby")
-	c.Type(out)
-	alice.Expect(`:bob!\S+ PRIVMSG #lobby :`+out+`$`, weechatWait)
-
-	in := uniq("hello from alice")
-	alice.Send("PRIVMSG #lobby :%s", in)
-	c.wait("alice's line in #lobby", weechatLine("alice", in), c.bufLog("#lobby"))
-	c.wait("own line in #lobby", weechatLine("bob", out), c.bufLog("#lobby"))
+	channelWithRaw(&weechatChat{connectedWeechat(t, s, "bob", 2), "bob"}, alice, weechatWait)
 }
 
 func TestWeechatPrivateMessage(t *testing.T) {
