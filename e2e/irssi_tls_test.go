@@ -48,25 +48,24 @@ func TestIrssiTLS(t *testing.T) {
 	requireTools(t, "irssi", "tmux")
 	dir := t.TempDir()
 	writeTestCert(t, dir)
-	port, tlsPort := freePort(t), freePort(t)
-	cfg := fmt.Sprintf(`[server]
+	cfg := `[server]
 name = "irc.e2e.test"
 network = "E2ENet"
-listen = ["127.0.0.1:%d"]
+listen = ["127.0.0.1:0"]
 [channel]
 topic = "e2e lobby"
 [tls]
-listen = ["127.0.0.1:%d"]
+listen = ["127.0.0.1:0"]
 cert = "cert.pem"
 key = "key.pem"
-`, port, tlsPort)
-	s := startServerConfig(t, dir, port, cfg, defaultUsers)
+`
+	s := startServerConfig(t, dir, cfg, defaultUsers)
 	bob := dialRaw(t, s)
 	bob.Login("bob", "bobpw")
 
 	c := startIrssi(t, "alice")
 	c.Type(fmt.Sprintf("/connect -tls -tls_cafile %s -rawlog %s 127.0.0.1 %d alicepw alice",
-		filepath.Join(dir, "cert.pem"), c.rawLog(), tlsPort))
+		filepath.Join(dir, "cert.pem"), c.rawLog(), s.TLSPort))
 	bob.Expect(`:alice!\S+ JOIN #lobby`, irssiWait)
 	c.waitJoined(2)
 	c.Type("/msg bob over tls")

@@ -5,12 +5,14 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -52,11 +54,16 @@ func requireTools(t *testing.T, names ...string) {
 
 // server is one running bin/ircd with its own config and data folder.
 type server struct {
-	Addr string // 127.0.0.1:port
-	Port int
-	Dir  string
-	cmd  *exec.Cmd
-	log  *os.File
+	// Where it listens, read from its log: the config says port 0, since
+	// a port picked here and freed before the server binds it can be
+	// taken meanwhile by another test's server.
+	Addr    string // 127.0.0.1:port
+	Port    int
+	TLSPort int // 0 without a [tls] listener
+	Dir     string
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed when cmd has been reaped
+	log     *os.File
 }
 
 // serverOptions tweak the generated config.
@@ -67,16 +74,6 @@ type serverOptions struct {
 }
 
 const defaultUsers = "alice alicepw\nbob bobpw\ncarol carolpw\ndave davepw\n"
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // startServer starts bin/ircd on a free loopback port and waits until it
 // accepts connections. It is stopped (SIGTERM) at test cleanup.
@@ -89,12 +86,11 @@ func startServer(t *testing.T, opt serverOptions) *server {
 	if opt.Lockout == "" {
 		opt.Lockout = "60s"
 	}
-	port := freePort(t)
 	cfg := fmt.Sprintf(`[server]
 name = "irc.e2e.test"
 network = "E2ENet"
 motd = "e2e server"
-listen = ["127.0.0.1:%d"]
+listen = ["127.0.0.1:0"]
 [channel]
 name = "#lobby"
 topic = "e2e lobby"
@@ -103,18 +99,18 @@ lockout = %q
 [store]
 path = "data/ircd.db"
 %s
-`, port, opt.Lockout, opt.Extra)
-	return startServerConfig(t, dir, port, cfg, opt.Users)
+`, opt.Lockout, opt.Extra)
+	return startServerConfig(t, dir, cfg, opt.Users)
 }
 
 // startServerConfig starts bin/ircd in dir with the given config.toml and
-// users.txt contents; cfg must listen on 127.0.0.1:port. It is stopped
-// (SIGTERM) at test cleanup.
-func startServerConfig(t *testing.T, dir string, port int, cfg, users string) *server {
+// users.txt contents; cfg should listen on 127.0.0.1:0 (and may have a
+// [tls] listener there too). It is stopped (SIGTERM) at test cleanup.
+func startServerConfig(t *testing.T, dir string, cfg, users string) *server {
 	t.Helper()
 	must(t, os.WriteFile(filepath.Join(dir, "config.toml"), []byte(cfg), 0o600))
 	must(t, os.WriteFile(filepath.Join(dir, "users.txt"), []byte(users), 0o600))
-	s := &server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Port: port, Dir: dir}
+	s := &server{Dir: dir}
 	s.start(t)
 	t.Cleanup(func() { s.stop(t) })
 	return s
@@ -127,33 +123,49 @@ func (s *server) start(t *testing.T) {
 	s.log = logf
 	s.cmd = exec.Command(ircdBin, "-config", filepath.Join(s.Dir, "config.toml"))
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	logStart := len(s.Log()) // this run's lines only
 	must(t, s.cmd.Start())
+	cmd, exited := s.cmd, make(chan struct{})
+	s.exited = exited
+	go func() { cmd.Wait(); close(exited) }()
+	cfg, err := os.ReadFile(filepath.Join(s.Dir, "config.toml"))
+	must(t, err)
+	want := `msg=listening addr=127\.0\.0\.1:(\d+) tls=false`
+	if bytes.Contains(cfg, []byte("[tls]")) {
+		want += `(?s:.*)msg=listening addr=127\.0\.0\.1:(\d+) tls=true`
+	}
+	rx := regexp.MustCompile(want)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", s.Addr, time.Second)
-		if err == nil {
-			c.Close()
+		if m := rx.FindStringSubmatch(s.Log()[logStart:]); m != nil {
+			s.Port, _ = strconv.Atoi(m[1])
+			s.Addr = fmt.Sprintf("127.0.0.1:%d", s.Port)
+			if len(m) > 2 {
+				s.TLSPort, _ = strconv.Atoi(m[2])
+			}
 			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not start listening on %s: %v\n%s", s.Addr, err, s.Log())
+		select {
+		case <-exited:
+			t.Fatalf("server exited before listening:\n%s", s.Log())
+		case <-time.After(20 * time.Millisecond):
 		}
-		time.Sleep(20 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not start listening:\n%s", s.Log())
+		}
 	}
 }
 
 func (s *server) stop(t *testing.T) {
-	if s.cmd == nil || s.cmd.Process == nil {
+	if s.cmd == nil {
 		return
 	}
 	s.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { s.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-s.exited:
 	case <-time.After(15 * time.Second):
 		s.cmd.Process.Kill()
-		<-done
+		<-s.exited
 	}
 	s.log.Close()
 	s.cmd = nil

@@ -16,12 +16,16 @@ import (
 
 // testDaemon is bin/ircd run as a subprocess, as an operator runs it.
 type testDaemon struct {
-	t    *testing.T
-	bin  string
-	dir  string
-	addr string
-	cmd  *exec.Cmd
-	log  string // the current run's log file
+	t   *testing.T
+	bin string
+	dir string
+	// Where the current run listens. The config says port 0 and start
+	// reads the bound addresses from the run's log: a port picked by the
+	// test and freed before the daemon binds it can be taken meanwhile by
+	// another test's server, which the test would then talk to.
+	addr, tlsAddr, metricsAddr string
+	cmd                        *exec.Cmd
+	log                        string // the current run's log file
 	// exited is closed when the current run's process has been reaped;
 	// exitErr is its Wait result.
 	exited  chan struct{}
@@ -41,16 +45,10 @@ func buildBinary(t *testing.T) string {
 func newDaemon(t *testing.T, extra ...string) *testDaemon {
 	t.Helper()
 	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	cfg := fmt.Sprintf("[server]\nlisten = [%q]\n[store]\npath = \"state/ircd.db\"\n%s\n", addr, strings.Join(extra, "\n"))
+	cfg := fmt.Sprintf("[server]\nlisten = [\"127.0.0.1:0\"]\n[store]\npath = \"state/ircd.db\"\n%s\n", strings.Join(extra, "\n"))
 	os.WriteFile(filepath.Join(dir, "config.toml"), []byte(cfg), 0o600)
 	os.WriteFile(filepath.Join(dir, "users.txt"), []byte("alice alicepw\nbob bobpw\n"), 0o600)
-	d := &testDaemon{t: t, bin: buildBinary(t), dir: dir, addr: addr}
+	d := &testDaemon{t: t, bin: buildBinary(t), dir: dir}
 	t.Cleanup(func() {
 		if d.cmd != nil {
 			d.cmd.Process.Kill()
@@ -72,16 +70,14 @@ func (d *testDaemon) start() {
 	cmd, exited := d.cmd, make(chan struct{})
 	d.exited = exited
 	go func() { d.exitErr = cmd.Wait(); close(exited) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", d.addr); err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			d.t.Fatal("daemon did not start listening")
-		}
-		time.Sleep(10 * time.Millisecond)
+	cfg, _ := os.ReadFile(filepath.Join(d.dir, "config.toml"))
+	d.addr = waitLogMatch(d.t, d, `msg=listening addr=(\S+) tls=false`)
+	d.tlsAddr, d.metricsAddr = "", ""
+	if strings.Contains(string(cfg), "[tls]") {
+		d.tlsAddr = waitLogMatch(d.t, d, `msg=listening addr=(\S+) tls=true`)
+	}
+	if strings.Contains(string(cfg), "[metrics]") {
+		d.metricsAddr = waitLogMatch(d.t, d, `msg="metrics listening" addr=(\S+)`)
 	}
 }
 

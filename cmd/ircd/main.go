@@ -252,8 +252,10 @@ func (d *daemon) listen(serveErr chan<- error) error {
 		hs := &http.Server{Handler: metricsHandler(d.srv), ReadHeaderTimeout: 5 * time.Second}
 		go func() { serveErr <- hs.Serve(l) }()
 	}
-	for _, l := range opened {
-		d.log.Info("listening", "addr", l.Addr().String())
+	for i, l := range opened {
+		// The bound address (listen may say port 0) and the transport:
+		// tests and scripts read both from here.
+		d.log.Info("listening", "addr", l.Addr().String(), "tls", i >= len(d.cfg.Server.Listen))
 		go func() { serveErr <- d.srv.Serve(l) }()
 	}
 	return nil

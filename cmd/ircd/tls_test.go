@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -49,21 +50,11 @@ func writeCert(t *testing.T, dir, cn string) *x509.Certificate {
 	return cert
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func TestTLSListenerAndCertReload(t *testing.T) {
-	tlsAddr := freeAddr(t)
-	d := newDaemon(t, fmt.Sprintf("[tls]\nlisten = [%q]\ncert = \"cert.pem\"\nkey = \"key.pem\"", tlsAddr))
+	d := newDaemon(t, "[tls]\nlisten = [\"127.0.0.1:0\"]\ncert = \"cert.pem\"\nkey = \"key.pem\"")
 	first := writeCert(t, d.dir, "first")
 	d.start()
+	tlsAddr := d.tlsAddr
 
 	dial := func(want *x509.Certificate) *tls.Conn {
 		pool := x509.NewCertPool()
@@ -100,28 +91,36 @@ func TestTLSListenerAndCertReload(t *testing.T) {
 
 func waitLog(t *testing.T, d *testDaemon, text string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	waitLogMatch(t, d, regexp.QuoteMeta(text))
+}
+
+// waitLogMatch waits for the current run's log to match re and returns
+// its capture group (the whole match if it has none).
+func waitLogMatch(t *testing.T, d *testDaemon, re string) string {
+	t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		b, _ := os.ReadFile(d.log)
-		if strings.Contains(string(b), text) {
-			return
+		if m := rx.FindSubmatch(b); m != nil {
+			return string(m[len(m)-1])
 		}
 		select {
 		case <-d.exited:
-			t.Fatalf("daemon exited (%v) before its log said %q:\n%s", d.exitErr, text, b)
+			t.Fatalf("daemon exited (%v) before its log matched %q:\n%s", d.exitErr, re, b)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("log never said %q:\n%s", text, b)
+			t.Fatalf("log never matched %q:\n%s", re, b)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
 
 func TestMetricsEndpoint(t *testing.T) {
-	metricsAddr := freeAddr(t)
-	d := newDaemon(t, fmt.Sprintf("[metrics]\nlisten = %q", metricsAddr))
+	d := newDaemon(t, "[metrics]\nlisten = \"127.0.0.1:0\"")
 	d.start()
+	metricsAddr := d.metricsAddr
 	alice := d.login("alice")
 	fmt.Fprintf(alice.c, "PRIVMSG bob :stored\r\n")
 	alice.expect(` 301 alice bob `)
