@@ -147,6 +147,7 @@ type fanout struct {
 	echo    bool   // the sender gets it too
 	forms   form   // the form bits that change the line (formsMessage if zero)
 	onlyCap uint32 // if set, only members with this capability get it
+	lazy    bool   // others may get it a little late (announcements): pushDeferred
 	build   func(form) []byte
 }
 
@@ -177,7 +178,11 @@ func (ch *channel) broadcast(o fanout) {
 			line = o.build(f)
 			cache[f] = line
 		}
-		if len(line) > 0 {
+		switch {
+		case len(line) == 0:
+		case o.lazy && m != o.sender:
+			m.out.pushDeferred(line)
+		default:
 			m.out.push(line)
 		}
 	}

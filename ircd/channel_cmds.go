@@ -28,7 +28,7 @@ func (s *Server) join(c *client) {
 	if s.quietMembership(s.channel.size()) {
 		c.out.push(build(formOf(c)))
 	} else {
-		s.channel.broadcast(fanout{sender: c, echo: true, forms: formsMessage | formExtJoin, build: build})
+		s.channel.broadcast(fanout{sender: c, echo: true, lazy: true, forms: formsMessage | formExtJoin, build: build})
 	}
 	c.sendTopic(false)
 	c.sendNames()
@@ -90,7 +90,7 @@ func (c *client) part(reason string) {
 		params = append(params, reason)
 	}
 	// The leaver always sees its own PART, so send before removing.
-	s.channel.broadcast(fanout{sender: c, echo: true, build: func(f form) []byte {
+	s.channel.broadcast(fanout{sender: c, echo: true, lazy: true, build: func(f form) []byte {
 		return appendMessage(nil, f.tagString(t, c, ""), c.prefix, "PART", params...)
 	}})
 	s.channel.remove(c)

@@ -141,6 +141,7 @@ func (s *Server) newClient(nc net.Conn) {
 		s.stats.sendqDrops.Add(1)
 		c.quit("SendQ exceeded", "SendQ exceeded")
 	})
+	c.out.deferred = &s.deferred
 	s.conns[c] = struct{}{}
 	s.perIP[host]++
 	s.wg.Add(1)
@@ -448,7 +449,7 @@ func (s *Server) announceQuit(c *client, reason string) {
 		return
 	}
 	t := s.now()
-	s.channel.broadcast(fanout{sender: c, build: func(f form) []byte {
+	s.channel.broadcast(fanout{sender: c, lazy: true, build: func(f form) []byte {
 		return appendMessage(nil, f.tagString(t, c, ""), c.prefix, "QUIT", "Quit: "+reason)
 	}})
 }

@@ -20,13 +20,17 @@ type sendQueue struct {
 	mu       sync.Mutex
 	lines    [][]byte
 	bytes    int
-	writing  int // bytes of the batch being written now
+	deadline time.Time // the socket's write deadline
+	writing  int       // bytes of the batch being written now
 	flushing bool
 	closing  bool // no more lines accepted; close the socket after the last flush
 	closed   bool
 	onFull   func() // called (once, without locks held) when the limit is passed
 	onClose  func() // if set, called after the socket is closed (a polled client must notice)
 	done     chan struct{}
+
+	deferred *deferredFlush // where pushDeferred lists the queue (nil: flush at once)
+	listed   bool           // waiting in deferred's list
 }
 
 func newSendQueue(conn net.Conn, limit int, timeout time.Duration, onFull func()) *sendQueue {
@@ -47,7 +51,8 @@ func (q *sendQueue) push(line []byte) bool {
 		// A write already blocked on this peer gets a short deadline too.
 		q.lines, q.bytes = nil, 0
 		q.timeout = time.Second
-		q.conn.SetWriteDeadline(time.Now().Add(q.timeout))
+		q.deadline = time.Now().Add(q.timeout)
+		q.conn.SetWriteDeadline(q.deadline)
 		onFull := q.onFull
 		q.onFull = nil
 		q.mu.Unlock()
@@ -55,6 +60,9 @@ func (q *sendQueue) push(line []byte) bool {
 			onFull()
 		}
 		return false
+	}
+	if q.lines == nil {
+		q.lines = getLines()
 	}
 	q.lines = append(q.lines, line)
 	q.bytes += len(line)
@@ -65,6 +73,76 @@ func (q *sendQueue) push(line []byte) bool {
 		go q.flush()
 	}
 	return true
+}
+
+// pushDeferred queues a line nobody is waiting for (a JOIN or QUIT
+// announcement): it goes out with the next line pushed, or when the
+// deferred timer fires, so a burst of them costs each member one write
+// per timer period instead of one per line.
+func (q *sendQueue) pushDeferred(line []byte) bool {
+	if q.deferred == nil {
+		return q.push(line)
+	}
+	q.mu.Lock()
+	if q.closing || (q.limit > 0 && q.bytes+len(line) > q.limit) {
+		q.mu.Unlock()
+		return q.push(line) // push handles both
+	}
+	if q.lines == nil {
+		q.lines = getLines()
+	}
+	q.lines = append(q.lines, line)
+	q.bytes += len(line)
+	list := !q.flushing && !q.listed
+	q.listed = q.listed || list
+	q.mu.Unlock()
+	if list {
+		q.deferred.add(q)
+	}
+	return true
+}
+
+// flushDeferred starts a flusher for lines pushDeferred left queued.
+func (q *sendQueue) flushDeferred() {
+	q.mu.Lock()
+	q.listed = false
+	start := !q.flushing && len(q.lines) > 0
+	q.flushing = q.flushing || start
+	q.mu.Unlock()
+	if start {
+		go q.flushQueued() // nothing to wait for: the timer queues nothing more
+	}
+}
+
+// deferredFlush is one server's timer for deferred lines: the first queue
+// listed arms it, and when it fires every listed queue is flushed. No
+// goroutine waits while nothing is listed.
+type deferredFlush struct {
+	delay  time.Duration
+	mu     sync.Mutex
+	queues []*sendQueue
+	armed  bool
+}
+
+func (d *deferredFlush) add(q *sendQueue) {
+	d.mu.Lock()
+	d.queues = append(d.queues, q)
+	arm := !d.armed
+	d.armed = true
+	d.mu.Unlock()
+	if arm {
+		time.AfterFunc(d.delay, d.fire)
+	}
+}
+
+func (d *deferredFlush) fire() {
+	d.mu.Lock()
+	queues := d.queues
+	d.queues, d.armed = nil, false
+	d.mu.Unlock()
+	for _, q := range queues {
+		q.flushDeferred()
+	}
 }
 
 // closeAfter queues a final line (may be nil) and closes the socket once
@@ -88,6 +166,28 @@ func (q *sendQueue) closeAfter(last []byte) {
 	}
 }
 
+// lineSlices recycles the slices lines are queued in: a queue that runs
+// dry gives its slice back, so an idle connection holds none, and a busy
+// one does not grow a new one from nothing on every burst.
+var lineSlices sync.Pool
+
+const maxPooledLines = 1024
+
+func getLines() [][]byte {
+	if p, ok := lineSlices.Get().(*[][]byte); ok {
+		return *p
+	}
+	return make([][]byte, 0, 64)
+}
+
+func putLines(l [][]byte) {
+	if cap(l) == 0 || cap(l) > maxPooledLines {
+		return
+	}
+	l = l[:0]
+	lineSlices.Put(&l)
+}
+
 // flushBufs are the buffers flushers copy queued lines into. Writing one
 // contiguous buffer costs one copy but no per-connection state: writev
 // would make each socket keep an iovec array as large as its biggest
@@ -102,11 +202,17 @@ func (q *sendQueue) flush() {
 	// load this turns one write per line into one per many lines; idle,
 	// it costs a scheduler round, microseconds.
 	runtime.Gosched()
+	q.flushQueued()
+}
+
+// flushQueued writes until the queue is empty; the caller set flushing.
+func (q *sendQueue) flushQueued() {
 	var spare [][]byte
 	for {
 		q.mu.Lock()
 		q.writing = 0
 		if len(q.lines) == 0 {
+			putLines(spare)
 			q.flushing = false
 			finish := q.closing && !q.closed
 			if finish {
@@ -123,11 +229,18 @@ func (q *sendQueue) flush() {
 		batch := q.lines
 		q.writing = q.bytes
 		q.lines, q.bytes = spare[:0], 0
-		timeout := q.timeout
+		// A deadline with at least half the timeout left is kept: moving
+		// it costs a timer update per write, and a dead peer is still
+		// found within one timeout.
+		var deadline time.Time
+		if q.timeout > 0 && time.Until(q.deadline) < q.timeout/2 {
+			q.deadline = time.Now().Add(q.timeout)
+			deadline = q.deadline
+		}
 		q.mu.Unlock()
 
-		if timeout > 0 {
-			q.conn.SetWriteDeadline(time.Now().Add(timeout))
+		if !deadline.IsZero() {
+			q.conn.SetWriteDeadline(deadline)
 		}
 		if err := q.write(batch); err != nil {
 			q.mu.Lock()

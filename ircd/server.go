@@ -108,6 +108,11 @@ func (c *Config) setDefaults() {
 }
 
 // Server is one chat server. Several can run in one process.
+// announceDelay is how long a JOIN, PART or QUIT announcement may wait in
+// a member's queue for company; a person does not notice 20 ms, and in a
+// login burst it turns one write per announcement into one per period.
+const announceDelay = 20 * time.Millisecond
+
 type Server struct {
 	live     atomic.Pointer[Config] // replaced whole on Reload; never mutated
 	log      *slog.Logger
@@ -115,6 +120,7 @@ type Server struct {
 	store    Store
 	created  time.Time
 	channel  *channel
+	deferred deferredFlush // JOIN/PART/QUIT announcements to others wait for it
 
 	// mail serialises a recipient's login (claim + replay) against
 	// senders deciding between live delivery and storing, so a message
@@ -164,6 +170,7 @@ func New(cfg Config, acc *accounts.Accounts, st Store) (*Server, error) {
 		monitors:  make(map[string]map[*client]string),
 		listeners: make(map[net.Listener]struct{}),
 		stop:      make(chan struct{}),
+		deferred:  deferredFlush{delay: announceDelay},
 	}
 	s.live.Store(&cfg)
 	s.commands = make(map[string]command, len(commandTable)+len(cfg.extraCommands))

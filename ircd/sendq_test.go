@@ -1,0 +1,105 @@
+package ircd
+
+import (
+	"bufio"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tcpPair returns the two ends of a loopback TCP connection: the one a
+// send queue writes to, and a line reader on the other.
+func tcpPair(t *testing.T) (net.Conn, *bufio.Reader, net.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	peer, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(); peer.Close() })
+	return conn, bufio.NewReader(peer), peer
+}
+
+func readLines(t *testing.T, r *bufio.Reader, peer net.Conn, n int) []string {
+	t.Helper()
+	peer.SetReadDeadline(time.Now().Add(waitTime))
+	var got []string
+	for range n {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after %q: %v", got, err)
+		}
+		got = append(got, strings.TrimRight(line, "\r\n"))
+	}
+	return got
+}
+
+// A deferred line stays queued, with no flusher running, until a line
+// that is not deferred arrives, and then both go out in order.
+func TestDeferredLineGoesOutWithNextLine(t *testing.T) {
+	conn, r, peer := tcpPair(t)
+	d := &deferredFlush{delay: time.Hour} // the timer never fires here
+	q := newSendQueue(conn, 1<<20, time.Minute, nil)
+	q.deferred = d
+	q.pushDeferred([]byte("JOIN a\r\n"))
+	q.pushDeferred([]byte("JOIN b\r\n"))
+	if n, busy := q.backlog(); n != 16 || busy {
+		t.Fatalf("after two deferred lines: %d bytes queued, flusher running %v; want 16, false", n, busy)
+	}
+	d.mu.Lock()
+	listed := len(d.queues)
+	d.mu.Unlock()
+	if listed != 1 {
+		t.Fatalf("queue listed %d times for its timer, want once", listed)
+	}
+	q.push([]byte("PRIVMSG #c :hi\r\n"))
+	got := readLines(t, r, peer, 3)
+	if want := []string{"JOIN a", "JOIN b", "PRIVMSG #c :hi"}; strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// With nothing else to carry them, deferred lines go out when the timer
+// fires; the first deferred line after that arms it again.
+func TestDeferredLinesFlushedByTimer(t *testing.T) {
+	conn, r, peer := tcpPair(t)
+	d := &deferredFlush{delay: time.Millisecond}
+	q := newSendQueue(conn, 1<<20, time.Minute, nil)
+	q.deferred = d
+	q.pushDeferred([]byte("QUIT :a\r\n"))
+	if got := readLines(t, r, peer, 1); got[0] != "QUIT :a" {
+		t.Fatalf("got %q", got)
+	}
+	q.pushDeferred([]byte("QUIT :b\r\n"))
+	if got := readLines(t, r, peer, 1); got[0] != "QUIT :b" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// A JOIN announcement may wait for company, but never behind a line the
+// joiner sends after it: bob sees alice join before her first message.
+func TestJoinAnnouncedBeforeFirstMessage(t *testing.T) {
+	ts := startServer(t)
+	bob := ts.login("bob")
+	for range 20 {
+		alice := ts.login("alice")
+		alice.send("PRIVMSG #lobby :first")
+		line := bob.expect(`^:alice!\S+ (JOIN|PRIVMSG)`)
+		if !strings.Contains(line, " JOIN ") {
+			t.Fatalf("bob got %q before alice's JOIN", line)
+		}
+		bob.expect(`^:alice!\S+ PRIVMSG #lobby :first$`)
+		alice.send("QUIT")
+		alice.expectClosed()
+		bob.expect(`^:alice!\S+ QUIT `)
+	}
+}
