@@ -41,6 +41,10 @@ func startWeechatNamed(t *testing.T, s *server, net, nick, serverOpts string) *w
 	cmds := []string{
 		"/set logger.file.flush_delay 0",
 		"/set weechat.look.buffer_time_format %H:%M:%S",
+		// Two typed lines that reach WeeChat in one read (a loaded
+		// machine) look like a paste, and WeeChat holds them behind a
+		// "Paste 2 lines? [ctrl-Y] Yes [ctrl-N] No" question.
+		"/set weechat.look.paste_max_lines -1",
 		fmt.Sprintf("/server add %s 127.0.0.1/%d -nicks=%s -username=%s %s", net, c.wire.Port, nick, nick, serverOpts),
 		// WeeChat 4 defaults to TLS; this server speaks plain text.
 		"/set irc.server." + net + ".tls off",
