@@ -31,12 +31,17 @@ type poller struct {
 	gen    uint32    // last generation handed out
 	closed bool
 	done   chan struct{}
+
+	// onFail is called (from the loop) if the loop ends without close:
+	// with the error and the clients that were attached, which nothing
+	// reads any more.
+	onFail func(err error, stranded []*client)
 }
 
 // epollET is EPOLLET as the event mask's type (syscall declares it negative).
 const epollET = 1 << 31
 
-func newPoller() (*poller, error) {
+func newPoller(onFail func(error, []*client)) (*poller, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
@@ -45,7 +50,7 @@ func newPoller() (*poller, error) {
 		syscall.Close(epfd)
 		return nil, err
 	}
-	p := &poller{epfd: epfd, file: os.NewFile(uintptr(epfd), "epoll"), done: make(chan struct{})}
+	p := &poller{epfd: epfd, file: os.NewFile(uintptr(epfd), "epoll"), done: make(chan struct{}), onFail: onFail}
 	rc, err := p.file.SyscallConn()
 	if err != nil {
 		p.file.Close()
@@ -138,15 +143,17 @@ func (p *poller) close() {
 func (p *poller) loop(rc syscall.RawConn) {
 	defer close(p.done)
 	events := make([]syscall.EpollEvent, 256)
+	var waitErr error
 	// The callback returns false to park until the set is readable again,
 	// true to end (an error: closed, or not expected with a valid set).
-	rc.Read(func(fd uintptr) bool {
+	err := rc.Read(func(fd uintptr) bool {
 		for {
 			n, err := syscall.EpollWait(int(fd), events, 0)
 			switch {
 			case err == syscall.EINTR:
 				continue
 			case err != nil:
+				waitErr = err
 				return true
 			case n == 0:
 				return false
@@ -164,6 +171,35 @@ func (p *poller) loop(rc syscall.RawConn) {
 			p.mu.Unlock()
 		}
 	})
+	if waitErr != nil {
+		err = waitErr
+	}
+	p.fail(err)
+}
+
+// fail handles the loop ending other than through close (which no valid
+// set should do): the set is given up, so attach refuses and new clients
+// get a reader goroutine, and the clients in it go to onFail, since
+// nothing would read them again.
+func (p *poller) fail(err error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	var stranded []*client
+	for fd, c := range p.byFD {
+		if c != nil {
+			stranded = append(stranded, c)
+			p.byFD[fd] = nil
+		}
+	}
+	p.mu.Unlock()
+	p.file.Close()
+	if p.onFail != nil {
+		p.onFail(err, stranded)
+	}
 }
 
 // rawReader reads what the socket holds without ever waiting: no data is

@@ -11,7 +11,9 @@ import (
 // goroutine.
 type poller struct{}
 
-func newPoller() (*poller, error) { return nil, errors.New("no epoll on this system") }
+func newPoller(func(error, []*client)) (*poller, error) {
+	return nil, errors.New("no epoll on this system")
+}
 
 func (p *poller) attach(c *client, nc net.Conn) bool { return false }
 func (p *poller) detach(c *client)                   {}

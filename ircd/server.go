@@ -233,7 +233,7 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	s.listeners[l] = struct{}{}
 	if s.poller == nil && !s.noPoller {
-		p, err := newPoller()
+		p, err := newPoller(s.pollerFailed)
 		if err != nil {
 			s.log.Info("no poller; one reader goroutine per connection", "err", err)
 			s.noPoller = true
@@ -523,5 +523,15 @@ func (s *Server) Stats() Stats {
 		Logins: st.logins.Load(), LoginFailures: st.loginFailures.Load(), Lockouts: st.lockouts.Load(),
 		MessagesRelayed: st.relayed.Load(), OfflineStored: st.offlineStored.Load(),
 		OfflineDelivered: st.offlineDelivered.Load(), SendQDisconnects: st.sendqDrops.Load(),
+	}
+}
+
+// pollerFailed is the poller giving up (an epoll_wait error no valid set
+// returns). Its clients would never be read again, so they are closed and
+// can reconnect; new connections already get a reader goroutine.
+func (s *Server) pollerFailed(err error, stranded []*client) {
+	s.log.Error("connection poller stopped; closing the connections it watched", "err", err, "connections", len(stranded))
+	for _, c := range stranded {
+		c.quit("Server error", "Server error, please reconnect")
 	}
 }
