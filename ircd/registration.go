@@ -322,6 +322,7 @@ func (c *client) maybeRegister() {
 // after the replay or stores a message the replay sees.
 func (c *client) completeRegistration() {
 	s := c.srv
+	c.endSilentSession()
 	lock := s.mailLock(c.key)
 	lock.Lock()
 	defer lock.Unlock()
@@ -344,11 +345,7 @@ func (c *client) completeRegistration() {
 		}
 		delete(s.users, c.key)
 		s.mu.Unlock()
-		// The old session leaves now, so its QUIT precedes our JOIN.
-		old.quit("Logged in from elsewhere", "Logged in from elsewhere")
-		if s.channel.remove(old) {
-			s.announceQuit(old, "Logged in from elsewhere")
-		}
+		s.endSession(old, "Logged in from elsewhere")
 		s.mu.Lock()
 	}
 	s.users[c.key] = c
@@ -419,4 +416,66 @@ func (c *client) motd() {
 		c.reply(irc.RPL_MOTD, "- "+line)
 	}
 	c.reply(irc.RPL_ENDOFMOTD, "End of /MOTD command.")
+}
+
+// endSession ends a session that a new login displaces; it leaves at once,
+// so its QUIT precedes the new session's JOIN. The caller has taken it out
+// of s.users.
+func (s *Server) endSession(old *client, reason string) {
+	old.quit(reason, reason)
+	if s.channel.remove(old) {
+		s.announceQuit(old, reason)
+	}
+}
+
+// endSilentSession: before a login is refused because its account is
+// logged in already, the old session is PINGed, and if nothing comes back
+// within DuplicatePing it is taken for dead (a connection that vanished
+// without a FIN: a closed laptop, a lost Wi-Fi) and ended. Its user can
+// then log in again at once instead of after the ping timeout, and no
+// account is ever logged in twice.
+func (c *client) endSilentSession() {
+	s := c.srv
+	cfg := s.conf()
+	if c.account == "" || cfg.OnDuplicate == "replace" || cfg.DuplicatePing <= 0 {
+		return
+	}
+	s.mu.Lock()
+	old := s.users[c.key]
+	s.mu.Unlock()
+	if old == nil || old.answersPing(cfg.DuplicatePing) {
+		return
+	}
+	s.mu.Lock()
+	if s.users[c.key] != old {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.users, c.key)
+	s.mu.Unlock()
+	s.log.Info("session did not answer a PING; ended for a new login", "account", c.account, "addr", old.host, "new_addr", c.host)
+	s.endSession(old, "Ping timeout")
+}
+
+// answersPing PINGs c and reports whether any line arrives from it within
+// wait. A live client answers in a round trip.
+func (c *client) answersPing(wait time.Duration) bool {
+	since := time.Now().UnixNano()
+	c.send("", "PING", c.srv.conf().ServerName)
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	tick := time.NewTicker(max(min(wait/10, 10*time.Millisecond), time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.quitCh:
+			return true // leaving anyway; the new login is judged as usual
+		case <-deadline.C:
+			return c.lastRead.Load() > since
+		case <-tick.C:
+			if c.lastRead.Load() > since {
+				return true
+			}
+		}
+	}
 }

@@ -251,6 +251,44 @@ func TestAlreadyLoggedIn(t *testing.T) {
 	first.expect(`NOTICE alice :0 other users online`)
 }
 
+// With DuplicatePing, a second login first PINGs the old session; one
+// that answers keeps its place and the newcomer is refused as before.
+func TestAlreadyLoggedInAndAnswering(t *testing.T) {
+	ts := startServer(t, withConfig(func(c *Config) { c.DuplicatePing = 10 * time.Second }))
+	first := ts.login("alice")
+	second := ts.dial("alice2")
+	second.register("alice", "alicepw")
+	token := first.expectMatch(` PING :?(\S+)$`)[1]
+	first.send("PONG :%s", token)
+	lines := second.expectClosed()
+	if got := lines[len(lines)-1]; got != "ERROR :Closing link: account alice is already logged in" {
+		t.Fatalf("got %q", lines)
+	}
+	first.send("WHOELSE")
+	first.expect(`NOTICE alice :0 other users online`)
+}
+
+// A session that does not answer that PING is taken for a dead connection
+// (its peer vanished without a FIN) and ended, so its user can log in again
+// at once instead of waiting for the ping timeout.
+func TestSilentSessionEndedForNewLogin(t *testing.T) {
+	ts := startServer(t, withConfig(func(c *Config) { c.DuplicatePing = 200 * time.Millisecond }))
+	watcher := ts.login("bob")
+	stale := ts.login("alice") // reads nothing from here on, as if its network were gone
+	watcher.expect(`:alice!\S+ JOIN #lobby`)
+	fresh := ts.dial("alice")
+	fresh.register("alice", "alicepw")
+	fresh.expect(` 001 alice `)
+	watcher.expect(`:alice!\S+ QUIT :Quit: Ping timeout$`)
+	watcher.expect(`:alice!\S+ JOIN #lobby`)
+	lines := stale.expectClosed()
+	if got := lines[len(lines)-1]; got != "ERROR :Closing link: Ping timeout" {
+		t.Fatalf("old session's last line %q", got)
+	}
+	watcher.send("PRIVMSG alice :you again?")
+	fresh.expect(`:bob!\S+ PRIVMSG alice :you again\?`)
+}
+
 func TestDuplicateReplace(t *testing.T) {
 	ts := startServer(t, withConfig(func(c *Config) { c.OnDuplicate = "replace" }))
 	watcher := ts.login("bob")

@@ -43,8 +43,9 @@ type Config struct {
 	Channel string
 	Topic   string
 
-	Guests      bool
-	OnDuplicate string // "reject" or "replace"
+	Guests        bool
+	OnDuplicate   string        // "reject" or "replace"
+	DuplicatePing time.Duration // reject: first PING the old session, end it if silent this long; 0 = refuse at once
 
 	Recent        time.Duration // WHOLASTHR window
 	LastSeenFlush time.Duration // how often online users' last-seen is persisted

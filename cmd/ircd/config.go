@@ -38,11 +38,12 @@ type config struct {
 		AnnounceLimit int    `toml:"announce_limit"`
 	} `toml:"channel"`
 	Accounts struct {
-		UsersFile   string   `toml:"users_file"`
-		MaxFailures int      `toml:"max_failures"`
-		Lockout     duration `toml:"lockout"`
-		Guests      bool     `toml:"guests"`
-		OnDuplicate string   `toml:"on_duplicate"`
+		UsersFile     string   `toml:"users_file"`
+		MaxFailures   int      `toml:"max_failures"`
+		Lockout       duration `toml:"lockout"`
+		Guests        bool     `toml:"guests"`
+		OnDuplicate   string   `toml:"on_duplicate"`
+		DuplicatePing duration `toml:"duplicate_ping"`
 	} `toml:"accounts"`
 	Store struct {
 		Path         string `toml:"path"`
@@ -87,6 +88,7 @@ func defaultConfig() config {
 	c.Accounts.MaxFailures = 3
 	c.Accounts.Lockout.Duration = 60 * time.Second
 	c.Accounts.OnDuplicate = "reject"
+	c.Accounts.DuplicatePing.Duration = 5 * time.Second
 	c.Store.Path = "data/ircd.db"
 	c.Store.MailboxLimit = 1000
 	c.Presence.Recent.Duration = time.Hour
@@ -131,6 +133,7 @@ func loadConfig(path string) (config, error) {
 	check(c.Accounts.UsersFile != "", "accounts.users_file", "must be set")
 	check(c.Accounts.MaxFailures >= 1, "accounts.max_failures", "must be >= 1, got %d", c.Accounts.MaxFailures)
 	check(c.Accounts.Lockout.Duration > 0, "accounts.lockout", "must be > 0")
+	check(c.Accounts.DuplicatePing.Duration >= 0, "accounts.duplicate_ping", "must be >= 0 (0 refuses a second login at once)")
 	check(c.Accounts.OnDuplicate == "reject" || c.Accounts.OnDuplicate == "replace", "accounts.on_duplicate", "must be \"reject\" or \"replace\", got %q", c.Accounts.OnDuplicate)
 	check(c.Store.Path != "", "store.path", "must be set")
 	check(c.Store.MailboxLimit >= 0, "store.mailbox_limit", "must be >= 0 (0 = no limit)")

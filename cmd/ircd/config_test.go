@@ -42,23 +42,25 @@ func TestMinimalConfigGetsDefaults(t *testing.T) {
 	dir := filepath.Dir(p)
 	if c.Server.Listen[0] != "127.0.0.1:6667" || c.Store.Path != filepath.Join(dir, "data", "ircd.db") ||
 		c.Accounts.UsersFile != filepath.Join(dir, "users.txt") || c.Store.MailboxLimit != 1000 ||
-		c.Presence.Recent.Duration != time.Hour || c.Accounts.OnDuplicate != "reject" || c.Accounts.Guests {
+		c.Presence.Recent.Duration != time.Hour || c.Accounts.OnDuplicate != "reject" || c.Accounts.Guests ||
+		c.Accounts.DuplicatePing.Duration != 5*time.Second {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
 
 func TestConfigErrorsNameTheKey(t *testing.T) {
 	cases := map[string]string{
-		"[server]\nlisen = [\"x\"]\n":           `unknown key "server.lisen"`,
-		"[bogus]\nx = 1\n":                      `unknown key "bogus"`,
-		"[accounts]\nlockout = \"soon\"\n":      `"soon" is not a duration`,
-		"[accounts]\non_duplicate = \"kick\"\n": "accounts.on_duplicate",
-		"[accounts]\nmax_failures = 0\n":        "accounts.max_failures",
-		"[channel]\nname = \"lobby\"\n":         "channel.name",
-		"[store]\nmailbox_limit = -1\n":         "store.mailbox_limit",
-		"[presence]\nrecent = \"0s\"\n":         "presence.recent",
-		"[log]\nformat = \"xml\"\n":             "log.format",
-		"[accounts]\nguests = \"yes\"\n":        "guests",
+		"[server]\nlisen = [\"x\"]\n":            `unknown key "server.lisen"`,
+		"[bogus]\nx = 1\n":                       `unknown key "bogus"`,
+		"[accounts]\nlockout = \"soon\"\n":       `"soon" is not a duration`,
+		"[accounts]\non_duplicate = \"kick\"\n":  "accounts.on_duplicate",
+		"[accounts]\nmax_failures = 0\n":         "accounts.max_failures",
+		"[accounts]\nduplicate_ping = \"-1s\"\n": "accounts.duplicate_ping",
+		"[channel]\nname = \"lobby\"\n":          "channel.name",
+		"[store]\nmailbox_limit = -1\n":          "store.mailbox_limit",
+		"[presence]\nrecent = \"0s\"\n":          "presence.recent",
+		"[log]\nformat = \"xml\"\n":              "log.format",
+		"[accounts]\nguests = \"yes\"\n":         "guests",
 	}
 	for body, want := range cases {
 		_, err := loadConfig(writeConfig(t, body))

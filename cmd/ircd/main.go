@@ -129,6 +129,7 @@ func serverConfig(cfg config, log *slog.Logger) ircd.Config {
 		AnnounceLimit: cfg.Channel.AnnounceLimit,
 		Guests:        cfg.Accounts.Guests,
 		OnDuplicate:   cfg.Accounts.OnDuplicate,
+		DuplicatePing: cfg.Accounts.DuplicatePing.Duration,
 		Recent:        cfg.Presence.Recent.Duration,
 		SendQ:         cfg.Limits.SendQ,
 		RegTimeout:    cfg.Limits.RegistrationTimeout.Duration,
