@@ -2,8 +2,8 @@ package e2e
 
 // End-to-end tests that drive HexChat (GTK) against bin/ircd.
 //
-// Each test gets its own Xvfb display (Xvfb picks a free number itself via
-// -displayfd), its own session dbus-daemon (hexchat uses D-Bus for its
+// Each test gets its own Xvfb display (a number never used before in this
+// process; see startXvfb), its own session dbus-daemon (hexchat uses D-Bus for its
 // single-instance/remote interface) and a throwaway config dir (hexchat -d).
 // HexChat reaches the server through a small recording proxy, so a failure
 // report can show the exact wire lines. Input is typed into HexChat's input
@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -174,37 +175,63 @@ func stopProcess(cmd *exec.Cmd, grace time.Duration) {
 	}
 }
 
-// startXvfb starts a virtual X server on a display it picks itself
-// (-displayfd avoids races between parallel tests) and returns ":N".
+// xDisplays hands out X display numbers, never the same one twice in a
+// process, from a range that depends on the pid. Letting Xvfb pick
+// (-displayfd alone) reuses the lowest free number, and an Xvfb still
+// shutting down on that number can remove the new one's socket after its
+// lock file is gone: HexChat then "cannot open display" (seen under load).
+var xDisplays atomic.Int32
+
+// startXvfb starts a virtual X server and returns its display ":N".
 func startXvfb(t *testing.T) string {
+	t.Helper()
+	base := 1000 + (os.Getpid()%4000)*12
+	for range 50 {
+		if d, ok := tryXvfb(t, base+int(xDisplays.Add(1))); ok {
+			return d
+		}
+	}
+	t.Fatal("no free X display for Xvfb")
+	return ""
+}
+
+// tryXvfb starts Xvfb on display n; it reports false if the display is
+// taken (Xvfb exits at once).
+func tryXvfb(t *testing.T, n int) (string, bool) {
 	t.Helper()
 	r, w, err := os.Pipe()
 	must(t, err)
 	defer r.Close()
-	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", fmt.Sprintf("%dx%dx24", hxWidth, hxHeight), "-nolisten", "tcp")
+	// With -displayfd, Xvfb writes the number back once it accepts
+	// connections.
+	cmd := exec.Command("Xvfb", fmt.Sprintf(":%d", n), "-displayfd", "3", "-screen", "0", fmt.Sprintf("%dx%dx24", hxWidth, hxHeight), "-nolisten", "tcp")
 	cmd.ExtraFiles = []*os.File{w}
 	logf, err := os.Create(filepath.Join(t.TempDir(), "xvfb.log"))
 	must(t, err)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	must(t, cmd.Start())
 	w.Close()
-	t.Cleanup(func() { stopProcess(cmd, 5*time.Second); logf.Close() })
 	num := make(chan string, 1)
 	go func() {
 		line, _ := bufio.NewReader(r).ReadString('\n')
 		num <- strings.TrimSpace(line)
 	}()
 	select {
-	case n := <-num:
-		if _, err := strconv.Atoi(n); err != nil {
-			b, _ := os.ReadFile(logf.Name())
-			t.Fatalf("Xvfb did not report a display number (%q):\n%s", n, b)
+	case got := <-num:
+		if got == strconv.Itoa(n) {
+			t.Cleanup(func() { stopProcess(cmd, 5*time.Second); logf.Close() })
+			return ":" + got, true
 		}
-		return ":" + n
+		// Nothing written: it exited (display taken) or failed.
+		stopProcess(cmd, 5*time.Second)
+		logf.Close()
+		return "", false
 	case <-time.After(15 * time.Second):
-		t.Fatal("Xvfb did not start within 15s")
+		stopProcess(cmd, time.Second)
+		b, _ := os.ReadFile(logf.Name())
+		t.Fatalf("Xvfb :%d did not start within 15s:\n%s", n, b)
 	}
-	return ""
+	return "", false
 }
 
 // startDbus starts a private session bus and returns its address.
