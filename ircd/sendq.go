@@ -212,7 +212,10 @@ func (q *sendQueue) flushQueued() {
 		q.mu.Lock()
 		q.writing = 0
 		if len(q.lines) == 0 {
+			// Both slices go back: an idle connection holds none.
 			putLines(spare)
+			putLines(q.lines)
+			q.lines = nil
 			q.flushing = false
 			finish := q.closing && !q.closed
 			if finish {
