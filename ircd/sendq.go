@@ -39,7 +39,17 @@ func newSendQueue(conn net.Conn, limit int, timeout time.Duration, onFull func()
 
 // push queues one line. It never blocks on the network. It reports false
 // if the connection is closing and the line was not taken.
-func (q *sendQueue) push(line []byte) bool {
+func (q *sendQueue) push(line []byte) bool { return q.enqueue(line, false) }
+
+// pushDeferred queues a line nobody is waiting for (a JOIN or QUIT
+// announcement): it goes out with the next line pushed, or when the
+// deferred timer fires, so a burst of them costs each member one write
+// per timer period instead of one per line.
+func (q *sendQueue) pushDeferred(line []byte) bool {
+	return q.enqueue(line, q.deferred != nil)
+}
+
+func (q *sendQueue) enqueue(line []byte, deferred bool) bool {
 	q.mu.Lock()
 	if q.closing {
 		q.mu.Unlock()
@@ -66,36 +76,20 @@ func (q *sendQueue) push(line []byte) bool {
 	}
 	q.lines = append(q.lines, line)
 	q.bytes += len(line)
-	start := !q.flushing
-	q.flushing = true
+	// A running flusher takes the line either way. Otherwise an ordinary
+	// line starts one, and a deferred line lists the queue for the timer.
+	var start, list bool
+	if !q.flushing {
+		if deferred {
+			list, q.listed = !q.listed, true
+		} else {
+			start, q.flushing = true, true
+		}
+	}
 	q.mu.Unlock()
 	if start {
 		go q.flush()
 	}
-	return true
-}
-
-// pushDeferred queues a line nobody is waiting for (a JOIN or QUIT
-// announcement): it goes out with the next line pushed, or when the
-// deferred timer fires, so a burst of them costs each member one write
-// per timer period instead of one per line.
-func (q *sendQueue) pushDeferred(line []byte) bool {
-	if q.deferred == nil {
-		return q.push(line)
-	}
-	q.mu.Lock()
-	if q.closing || (q.limit > 0 && q.bytes+len(line) > q.limit) {
-		q.mu.Unlock()
-		return q.push(line) // push handles both
-	}
-	if q.lines == nil {
-		q.lines = getLines()
-	}
-	q.lines = append(q.lines, line)
-	q.bytes += len(line)
-	list := !q.flushing && !q.listed
-	q.listed = q.listed || list
-	q.mu.Unlock()
 	if list {
 		q.deferred.add(q)
 	}
@@ -168,7 +162,10 @@ func (q *sendQueue) closeAfter(last []byte) {
 
 // lineSlices recycles the slices lines are queued in: a queue that runs
 // dry gives its slice back, so an idle connection holds none, and a busy
-// one does not grow a new one from nothing on every burst.
+// one does not grow a new one from nothing on every burst. Slices that
+// grew for a burst go back too (up to maxPooledLines): a busy queue's
+// next burst is usually as large. Boxing the slice header for the pool
+// costs a 24-byte allocation per put, far less than regrowing.
 var lineSlices sync.Pool
 
 const maxPooledLines = 1024

@@ -108,12 +108,12 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Server is one chat server. Several can run in one process.
 // announceDelay is how long a JOIN, PART or QUIT announcement may wait in
 // a member's queue for company; a person does not notice 20 ms, and in a
 // login burst it turns one write per announcement into one per period.
 const announceDelay = 20 * time.Millisecond
 
+// Server is one chat server. Several can run in one process.
 type Server struct {
 	live     atomic.Pointer[Config] // replaced whole on Reload; never mutated
 	log      *slog.Logger
