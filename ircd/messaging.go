@@ -2,6 +2,7 @@ package ircd
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,49 +32,114 @@ func (c *client) message(command string, m *irc.Message) {
 		}
 		return
 	}
-	targets := strings.Split(m.Params[0], ",")
-	if len(targets) > maxTargets {
-		if !notice {
-			c.reply(irc.ERR_TOOMANYTARGETS, m.Params[0], "Too many targets")
-		}
+	targets, ok := c.targets(command, m.Params[0], !notice)
+	if !ok {
 		return
 	}
 	tags := clientTags(m.Tags)
 	for _, t := range targets {
-		if t != "" {
-			c.privmsg(command, t, m.Params[1], tags)
-		}
+		c.privmsg(command, t, m.Params[1], tags)
 	}
 }
 
 func handleTAGMSG(c *client, m *irc.Message) {
+	targets, ok := c.targets("TAGMSG", m.Params[0], true)
 	tags := clientTags(m.Tags)
-	if tags == "" {
+	if !ok || tags == "" {
 		return
 	}
-	for _, t := range strings.Split(m.Params[0], ",") {
+	for _, t := range targets {
 		c.privmsg("TAGMSG", t, "", tags)
 	}
 }
 
-// clientTags keeps the client-only tags (those starting with '+'),
-// re-encoded, for relaying to message-tags clients.
-func clientTags(tags irc.Tags) string {
-	var b strings.Builder
-	for k, v := range tags {
-		if !strings.HasPrefix(k, "+") || len(k) > 64 || strings.ContainsAny(k, "; =") {
+// targets splits a comma-separated target list. More than maxTargets
+// (as given, before repeats are dropped) is refused with 407, as
+// ISUPPORT's TARGMAX says; a target named twice is kept once, so one
+// command never sends a line twice to anybody or stores it twice.
+func (c *client) targets(command, list string, answer bool) ([]string, bool) {
+	var out []string
+	given := 0
+	for t := range strings.SplitSeq(list, ",") {
+		if t == "" {
 			continue
 		}
+		if given++; given > maxTargets {
+			if answer {
+				c.reply(irc.ERR_TOOMANYTARGETS, list, "Too many targets (at most "+strconv.Itoa(maxTargets)+" per "+command+")")
+			}
+			return nil, false
+		}
+		if !slices.ContainsFunc(out, func(o string) bool { return accounts.Fold(o) == accounts.Fold(t) }) {
+			out = append(out, t)
+		}
+	}
+	return out, true
+}
+
+// clientTags keeps the client-only tags (those starting with '+') whose
+// keys are well formed, re-encoded and in a fixed order, for relaying to
+// message-tags clients. A key is passed on only if it follows the
+// message-tags grammar, so no control or non-ASCII byte in a key reaches
+// another client's parser.
+func clientTags(tags irc.Tags) string {
+	if len(tags) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(tags))
+	for k := range tags {
+		if strings.HasPrefix(k, "+") && validTagKey(k[1:]) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for _, k := range keys {
 		if b.Len() > 0 {
 			b.WriteByte(';')
 		}
 		b.WriteString(k)
-		if v != "" {
+		if v := tags[k]; v != "" {
 			b.WriteByte('=')
 			b.WriteString(irc.EncodeTagValue(sanitize(v)))
 		}
 	}
 	return b.String()
+}
+
+// validTagKey checks a tag key without its client prefix against IRCv3
+// message-tags: an optional vendor (a host name) and '/', then a name of
+// ASCII letters, digits and hyphens.
+func validTagKey(k string) bool {
+	if len(k) == 0 || len(k) > 64 {
+		return false
+	}
+	name := k
+	if i := strings.LastIndexByte(k, '/'); i >= 0 {
+		vendor := k[:i]
+		name = k[i+1:]
+		if vendor == "" {
+			return false
+		}
+		for j := 0; j < len(vendor); j++ {
+			if ch := vendor[j]; !isAlnum(ch) && ch != '-' && ch != '.' {
+				return false
+			}
+		}
+	}
+	if name == "" {
+		return false
+	}
+	for j := 0; j < len(name); j++ {
+		if ch := name[j]; !isAlnum(ch) && ch != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(ch byte) bool {
+	return 'a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || '0' <= ch && ch <= '9'
 }
 
 // privmsg routes one message to the channel or a user. command is

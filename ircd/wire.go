@@ -31,10 +31,15 @@ const (
 
 // Line bounds from IRCv3 message-tags: 512 bytes for the message itself
 // (CRLF included) plus up to 8191 bytes of tags and the space after them.
+// A client may send at most 4094 bytes of tags (the rest of the 8191 is
+// the server's, for the tags it adds when relaying); the reader still
+// takes whole lines up to the full bound, so a client over its share gets
+// 417 instead of being cut off.
 const (
-	maxMessageLen = 512
-	maxTagsLen    = 8191
-	maxLineLen    = maxMessageLen + maxTagsLen + 1
+	maxMessageLen    = 512
+	maxTagsLen       = 8191
+	maxClientTagsLen = 4094
+	maxLineLen       = maxMessageLen + maxTagsLen + 1
 )
 
 // errLineFlood means the peer sent more than maxLineLen bytes without a
@@ -130,16 +135,17 @@ func indexByte(b []byte, c byte) int {
 	return -1
 }
 
-// tooLong reports whether a line breaks the per-part bounds: tags at most
-// maxTagsLen, the rest at most maxMessageLen including the CRLF we removed.
+// tooLong reports whether a client's line breaks the per-part bounds:
+// tags (without '@' and the space) at most maxClientTagsLen, the rest at
+// most maxMessageLen including the CRLF we removed.
 func tooLong(line []byte) bool {
 	rest := line
 	if len(line) > 0 && line[0] == '@' {
 		sp := indexByte(line, ' ')
 		if sp < 0 {
-			return len(line) > maxTagsLen
+			return len(line)-1 > maxClientTagsLen
 		}
-		if sp > maxTagsLen {
+		if sp-1 > maxClientTagsLen {
 			return true
 		}
 		rest = line[sp+1:]

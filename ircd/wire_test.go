@@ -91,10 +91,14 @@ func TestTooLong(t *testing.T) {
 	if !tooLong([]byte(strings.Repeat("a", 511))) {
 		t.Error("511 bytes + CRLF is too long")
 	}
-	if tooLong([]byte("@" + strings.Repeat("t", 8000) + " PRIVMSG #x :hi")) {
-		t.Error("8000 bytes of tags are allowed")
+	// A client's share of the tag bytes is 4094 (IRCv3 message-tags).
+	if tooLong([]byte("@" + strings.Repeat("t", 4094) + " PRIVMSG #x :hi")) {
+		t.Error("4094 bytes of client tags are allowed")
 	}
-	if !tooLong([]byte("@" + strings.Repeat("t", 8200) + " PRIVMSG #x :hi")) {
-		t.Error("8200 bytes of tags are too many")
+	if !tooLong([]byte("@" + strings.Repeat("t", 4095) + " PRIVMSG #x :hi")) {
+		t.Error("4095 bytes of client tags are too many")
+	}
+	if !tooLong([]byte("@" + strings.Repeat("t", 4095))) {
+		t.Error("4095 bytes of client tags and nothing else are too many")
 	}
 }
