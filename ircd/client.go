@@ -1,6 +1,7 @@
 package ircd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -88,10 +89,11 @@ type client struct {
 	lr          lineReader
 
 	// Timeouts, checked by Server.timeoutLoop (wall clock, unix nanos).
-	connected time.Time
-	regDone   atomic.Bool  // registered
-	lastRead  atomic.Int64 // when the last line arrived
-	pingAt    atomic.Int64 // when an idle PING went unanswered; 0 = none
+	connected   time.Time
+	regDone     atomic.Bool  // registered
+	handshaking atomic.Bool  // a TLS handshake is under way (its own deadline bounds it)
+	lastRead    atomic.Int64 // when the last line arrived
+	pingAt      atomic.Int64 // when an idle PING went unanswered; 0 = none
 
 	quitOnce sync.Once
 	quitCh   chan struct{} // closed by quit: wakes a reader held by flood control
@@ -211,6 +213,9 @@ func (c *client) quitWithError(reason, errorParam string) {
 		close(c.quitCh)
 		c.out.closeAfter(appendMessage(nil, "", "", "ERROR", errorParam))
 	})
+	if c.handshaking.Load() {
+		c.nc.Close() // nothing can be said before the handshake; end it now
+	}
 	if c.poll != nil {
 		c.kick() // an idle pump must run to clean up
 	}
@@ -222,8 +227,39 @@ func (c *client) quitWithError(reason, errorParam string) {
 func (c *client) serve() {
 	defer c.srv.wg.Done()
 	defer c.cleanup()
+	if !c.handshake() {
+		return
+	}
 	for c.take(c.lr.readLine()) {
 	}
+}
+
+// handshake completes a TLS connection's handshake, which must finish
+// within the registration timeout like the rest of logging in: without a
+// deadline a peer that sends nothing (or half a record) holds the
+// connection and its goroutine forever.
+func (c *client) handshake() bool {
+	hs, ok := c.nc.(interface {
+		HandshakeContext(context.Context) error
+	})
+	if !ok {
+		return true
+	}
+	deadline := c.connected.Add(c.srv.conf().RegTimeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	c.handshaking.Store(true)
+	c.nc.SetDeadline(deadline)
+	err := hs.HandshakeContext(ctx)
+	c.handshaking.Store(false)
+	c.nc.SetDeadline(time.Time{})
+	if err != nil {
+		c.srv.log.Debug("TLS handshake failed", "conn", c.id, "addr", c.host, "err", err)
+		c.quit("TLS handshake failed", "TLS handshake failed")
+		c.nc.Close()
+		return false
+	}
+	return true
 }
 
 const (
@@ -359,7 +395,7 @@ func (c *client) floodWait() bool {
 // later.
 func (c *client) checkTimeouts(cfg *Config, now int64) {
 	if !c.regDone.Load() {
-		if now-c.connected.UnixNano() >= int64(cfg.RegTimeout) {
+		if now-c.connected.UnixNano() >= int64(cfg.RegTimeout) && !c.handshaking.Load() {
 			c.quit("Registration timed out", "Registration timed out")
 		}
 		return

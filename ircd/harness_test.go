@@ -3,6 +3,7 @@ package ircd
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -59,12 +60,14 @@ type testServer struct {
 
 type storeOpts struct {
 	mailboxLimit int
+	tls          *tls.Config // if set, the server listens with TLS
 }
 
 type option func(*Config, *storeOpts)
 
 func withConfig(f func(*Config)) option { return func(c *Config, _ *storeOpts) { f(c) } }
 func withMailboxLimit(n int) option     { return func(_ *Config, o *storeOpts) { o.mailboxLimit = n } }
+func withTLS(cfg *tls.Config) option    { return func(_ *Config, o *storeOpts) { o.tls = cfg } }
 
 // startServer runs a real server on 127.0.0.1:0 with a fresh store.
 func startServer(t testing.TB, opts ...option) *testServer {
@@ -103,6 +106,9 @@ func (ts *testServer) start() {
 	ts.srv, ts.store, ts.addr = srv, st, l.Addr().String()
 	if os.Getenv("IRCD_TEST_NO_POLLER") != "" {
 		l = hiddenSocketListener{l} // `make test` runs the suite this way too
+	}
+	if ts.opts.tls != nil {
+		l = tls.NewListener(l, ts.opts.tls)
 	}
 	go srv.Serve(l)
 }

@@ -1,9 +1,20 @@
 package ircd
 
 import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
+	"io"
+	"math/big"
+	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Tests for holes an attacker found (issue: hostile input, round two).
@@ -76,5 +87,91 @@ func TestClientTagKeysValidatedAndBounded(t *testing.T) {
 		if strings.Contains(l, "too many tag bytes") {
 			t.Fatalf("over-long tags relayed: %.80q", l)
 		}
+	}
+}
+
+// selfSignedTLS returns a server config with a fresh certificate for
+// 127.0.0.1, and a client config that trusts it.
+func selfSignedTLS(t testing.TB) (server, client *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "irc.test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
+		&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+}
+
+// A TLS handshake must finish within the registration timeout: 20
+// connections that sent nothing, or only a record header, once stayed
+// open for good (2,000 of them filled the server).
+func TestStalledTLSHandshakesTimeOut(t *testing.T) {
+	srvTLS, cliTLS := selfSignedTLS(t)
+	ts := startServer(t, withTLS(srvTLS), withConfig(func(c *Config) { c.RegTimeout = 300 * time.Millisecond }))
+	var conns []net.Conn
+	for i := range 20 {
+		c, err := net.DialTimeout("tcp", ts.addr, waitTime)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if i%2 == 1 {
+			c.Write([]byte{0x16, 0x03, 0x01, 0x02, 0x00}) // a handshake record header, then nothing
+		}
+		conns = append(conns, c)
+	}
+	start := time.Now()
+	for i, c := range conns {
+		c.SetReadDeadline(time.Now().Add(waitTime))
+		if _, err := io.Copy(io.Discard, c); err != nil {
+			t.Fatalf("conn %d: not closed by the server: %v", i, err)
+		}
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("stalled handshakes closed after %v, registration timeout is 300ms", d)
+	}
+	waitFor(t, "stalled connections to be forgotten", func() bool { return ts.srv.Stats().Connections == 0 })
+
+	// A real TLS client still logs in.
+	raw, err := tls.DialWithDialer(&net.Dialer{Timeout: waitTime}, "tcp", ts.addr, cliTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	alice := &testClient{t: t, name: "alice", conn: raw, r: bufio.NewReader(raw)}
+	alice.register("alice", "alicepw")
+	alice.expect(` 001 alice `)
+}
+
+// Shutdown does not wait for a handshake that is stalled.
+func TestShutdownEndsStalledTLSHandshake(t *testing.T) {
+	srvTLS, _ := selfSignedTLS(t)
+	ts := startServer(t, withTLS(srvTLS))
+	c, err := net.DialTimeout("tcp", ts.addr, waitTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitFor(t, "the connection to be accepted", func() bool { return ts.srv.Stats().Connections == 1 })
+	start := time.Now()
+	ts.stop()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("shutdown took %v with a stalled handshake", d)
 	}
 }
