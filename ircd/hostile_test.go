@@ -8,8 +8,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"strings"
@@ -173,5 +175,99 @@ func TestShutdownEndsStalledTLSHandshake(t *testing.T) {
 	ts.stop()
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("shutdown took %v with a stalled handshake", d)
+	}
+}
+
+// "PASS account:password" reads the same whatever NICK says: it used to
+// log in when NICK was not an account and fail when it was, which told a
+// logged-in user which names exist.
+func TestPassAccountFormIgnoresWhetherNickIsAnAccount(t *testing.T) {
+	ts := startServer(t)
+	for _, nick := range []string{"bob", "nosuchuser"} {
+		c := ts.dial(nick)
+		c.send("PASS carol:carolpw")
+		c.send("NICK %s", nick)
+		c.send("USER u 0 * :r")
+		c.expect(` 001 carol `)
+		c.send("QUIT")
+		c.expectClosed()
+		ts.waitGone("carol")
+
+		bad := ts.dial(nick)
+		bad.send("PASS carol:wrong-" + nick)
+		bad.send("NICK %s", nick)
+		bad.send("USER u 0 * :r")
+		lines := bad.expectClosed()
+		if last := lines[len(lines)-1]; last != "ERROR :Closing link: "+unauthorized {
+			t.Fatalf("NICK %s: got %q", nick, last)
+		}
+	}
+}
+
+func TestSplitPass(t *testing.T) {
+	for _, tc := range []struct{ nick, pass, account, password string }{
+		{"alice", "alicepw", "alice", "alicepw"},
+		{"x", "alice:alicepw", "alice", "alicepw"},
+		{"bob", "alice:alicepw", "alice", "alicepw"},
+		{"alice", "alice:pa:ss", "alice", "pa:ss"}, // a ':' in the password
+		{"alice", "1abc:def", "alice", "1abc:def"}, // not a name before ':'
+		{"alice", ":secret", "alice", ":secret"},
+	} {
+		a, p := splitPass(tc.nick, tc.pass)
+		if a != tc.account || p != tc.password {
+			t.Errorf("splitPass(%q, %q) = %q, %q; want %q, %q", tc.nick, tc.pass, a, p, tc.account, tc.password)
+		}
+	}
+}
+
+// A SASL attempt that fails and a retry that succeeds is a login, not
+// "900 logged in" followed by 464 and ERROR.
+func TestSASLRetryAfterFailure(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial("alice")
+	c.send("CAP LS 302")
+	c.send("CAP REQ :sasl")
+	c.expect(`ACK :sasl`)
+	c.send("AUTHENTICATE PLAIN")
+	c.expect(`AUTHENTICATE \+$`)
+	c.send("AUTHENTICATE %s", base64.StdEncoding.EncodeToString([]byte("\x00alice\x00wrong")))
+	c.expect(` 904 `)
+	c.send("AUTHENTICATE PLAIN")
+	c.expect(`AUTHENTICATE \+$`)
+	c.send("AUTHENTICATE %s", base64.StdEncoding.EncodeToString([]byte("\x00alice\x00alicepw")))
+	c.expect(` 903 `)
+	c.send("CAP END")
+	c.send("NICK alice")
+	c.send("USER alice 0 * :alice")
+	line := c.expect(` (001|464) `)
+	if !strings.Contains(line, " 001 alice ") {
+		t.Fatalf("after a successful SASL retry: %q", line)
+	}
+}
+
+// A failed login logs the account only if it is one: what was typed as a
+// name may be part of a password ("PASS Sunny:Day99" with a wrong NICK).
+func TestFailedLoginLogsNoUnknownName(t *testing.T) {
+	var logs syncBuffer
+	ts := startServer(t, withConfig(func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}))
+	c := ts.dial("x")
+	c.send("PASS Sunny:Day99")
+	c.send("NICK alcie")
+	c.send("USER u 0 * :r")
+	c.expectClosed()
+	b := ts.dial("y")
+	b.register("bob", "wrong")
+	b.expectClosed()
+	waitFor(t, "the failures to be logged", func() bool { return strings.Count(logs.String(), "login failed") == 2 })
+	l := logs.String()
+	for _, secret := range []string{"Sunny", "Day99", "alcie"} {
+		if strings.Contains(l, secret) {
+			t.Errorf("log contains %q:\n%s", secret, l)
+		}
+	}
+	if !strings.Contains(l, "account=bob") {
+		t.Errorf("a known account's failure should name it:\n%s", l)
 	}
 }

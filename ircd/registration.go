@@ -3,6 +3,7 @@ package ircd
 import (
 	"encoding/base64"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -218,6 +219,7 @@ func handleAUTHENTICATE(c *client, m *irc.Message) {
 		return
 	}
 	c.sasl.account = account
+	c.authFailed = "" // a retry that succeeds is a login
 	c.reply(irc.RPL_LOGGEDIN, account+"!"+account+"@"+c.host, account, "You are now logged in as "+account)
 	c.reply(irc.RPL_SASLSUCCESS, "SASL authentication successful")
 }
@@ -235,37 +237,42 @@ func (c *client) authenticate(name, password string) (account, refusal string) {
 		return canonical, ""
 	case accounts.LockedOut:
 		s.stats.loginFailures.Add(1)
-		s.log.Warn("login failed", "account", name, "addr", c.host, "reason", "account locked")
+		s.log.Warn("login failed", s.accountAttr(name), "addr", c.host, "reason", "account locked")
 		return "", fmt.Sprintf("Unauthorized (too many failed logins, retry in %ds)", secs)
 	case accounts.AddressThrottled:
 		s.stats.loginFailures.Add(1)
-		s.log.Warn("login failed", "account", name, "addr", c.host, "reason", "address throttled")
+		s.log.Warn("login failed", s.accountAttr(name), "addr", c.host, "reason", "address throttled")
 		return "", fmt.Sprintf("Unauthorized (too many failed logins from your address, retry in %ds)", secs)
 	default:
 		s.stats.loginFailures.Add(1)
-		s.log.Warn("login failed", "account", name, "addr", c.host, "reason", "bad account or password")
+		s.log.Warn("login failed", s.accountAttr(name), "addr", c.host, "reason", "bad account or password")
 		if _, locked := s.accounts.Lockout().Locked(name); locked {
 			s.stats.lockouts.Add(1)
-			s.log.Warn("lockout started", "account", name, "addr", c.host)
+			s.log.Warn("lockout started", s.accountAttr(name), "addr", c.host)
 		}
 		return "", unauthorized
 	}
 }
 
-// splitPass reads PASS as "account:password" when that is what it means:
-// the part before ':' is a valid name and is either the NICK given or
-// NICK is not an account (so a password containing ':' still works).
-func (c *client) splitPass(nick, pass string) (account, password string) {
-	if i := strings.IndexByte(pass, ':'); i > 0 {
-		name := pass[:i]
-		if accounts.ValidName(name) {
-			if accounts.Fold(name) == accounts.Fold(nick) {
-				return name, pass[i+1:]
-			}
-			if _, isAccount := c.srv.accounts.DB().Lookup(nick); !isAccount {
-				return name, pass[i+1:]
-			}
-		}
+// accountAttr names a login's account for the log only once it is known
+// to be one: what a client typed as a name may be a mistyped password or
+// part of one ("PASS Sunny:Day99" with a wrong NICK).
+func (s *Server) accountAttr(name string) slog.Attr {
+	if canonical, ok := s.accounts.DB().Lookup(name); ok {
+		return slog.String("account", canonical)
+	}
+	return slog.String("account", "(not an account)")
+}
+
+// splitPass reads PASS as "account:password" whenever the part before the
+// first ':' is a valid account name, and otherwise as the password of the
+// NICK given. The rule looks only at the text: had it depended on whether
+// NICK names an account, the reply to "PASS mallory:pw" + "NICK bob" would
+// tell whether bob exists. A password with a ':' in it after a name-like
+// word is sent as "account:password" (the split is at the first ':').
+func splitPass(nick, pass string) (account, password string) {
+	if name, pw, ok := strings.Cut(pass, ":"); ok && accounts.ValidName(name) {
+		return name, pw
 	}
 	return nick, pass
 }
@@ -291,7 +298,7 @@ func (c *client) maybeRegister() {
 	case c.sasl.account != "":
 		account = c.sasl.account
 	case c.pass != nil:
-		name, pw := c.splitPass(nick, *c.pass)
+		name, pw := splitPass(nick, *c.pass)
 		acct, refusal := c.authenticate(name, pw)
 		if refusal != "" {
 			text := "Password incorrect"
