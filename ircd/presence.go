@@ -125,9 +125,9 @@ func handleWHO(c *client, m *irc.Message) {
 		list = s.channel.list()
 		channel = s.conf().Channel
 	} else {
-		pattern := accounts.Fold(mask)
+		g := compileGlob(accounts.Fold(mask))
 		for _, u := range append(s.others(c), c) {
-			if wildMatch(pattern, u.key) || wildMatch(pattern, accounts.Fold(u.prefix)) {
+			if g.match(u.key) || g.match(u.prefix) {
 				list = append(list, u)
 			}
 		}

@@ -9,23 +9,27 @@ import (
 	"github.com/lobbychat/ircd/accounts"
 )
 
-// silenceList is an immutable, case-folded list of masks; a change makes
-// a new list, so fan-out reads it without locks.
+// silenceList is an immutable, case-folded list of masks, compiled; a
+// change makes a new list, so fan-out reads it without locks.
 type silenceList struct {
 	masks []string
+	globs []glob
 }
 
 func newSilenceList(masks []string) *silenceList {
-	return &silenceList{masks: slices.Clone(masks)}
+	l := &silenceList{masks: slices.Clone(masks), globs: make([]glob, len(masks))}
+	for i, m := range masks {
+		l.globs[i] = compileGlob(m)
+	}
+	return l
 }
 
 func (l *silenceList) matches(prefix string) bool {
-	if l == nil || len(l.masks) == 0 {
+	if l == nil {
 		return false
 	}
-	p := accounts.Fold(prefix)
-	for _, m := range l.masks {
-		if wildMatch(m, p) {
+	for i := range l.globs {
+		if l.globs[i].match(prefix) {
 			return true
 		}
 	}
@@ -163,32 +167,4 @@ func (c *client) setSilences(masks []string) {
 	s.silences[c.key] = l
 	s.mu.Unlock()
 	c.silence.Store(l)
-}
-
-// wildMatch matches s against a glob with '*' and '?', both already
-// case-folded. Iterative with one backtrack point: linear in practice and
-// never exponential on hostile masks.
-func wildMatch(pattern, s string) bool {
-	p, i := 0, 0
-	star, mark := -1, 0
-	for i < len(s) {
-		switch {
-		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == s[i]):
-			p++
-			i++
-		case p < len(pattern) && pattern[p] == '*':
-			star, mark = p, i
-			p++
-		case star >= 0:
-			p = star + 1
-			mark++
-			i = mark
-		default:
-			return false
-		}
-	}
-	for p < len(pattern) && pattern[p] == '*' {
-		p++
-	}
-	return p == len(pattern)
 }

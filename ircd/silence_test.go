@@ -98,22 +98,3 @@ func TestSilencePersistsAcrossReconnectAndRestart(t *testing.T) {
 	alice.expectNone(`after restart`)
 }
 
-func TestWildMatch(t *testing.T) {
-	cases := []struct {
-		pattern, s string
-		want       bool
-	}{
-		{"bob!*@*", "bob!bob@127.0.0.1", true},
-		{"bob!*@*", "bobby!bob@127.0.0.1", false},
-		{"*!*@127.0.0.?", "x!y@127.0.0.1", true},
-		{"*", "", true},
-		{"a*b*c", "axxbyyc", true},
-		{"a*b*c", "axxbyy", false},
-		{"*a*a*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false},
-	}
-	for _, c := range cases {
-		if got := wildMatch(c.pattern, c.s); got != c.want {
-			t.Errorf("wildMatch(%q, %q) = %v", c.pattern, c.s, got)
-		}
-	}
-}
