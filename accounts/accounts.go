@@ -23,6 +23,11 @@ const (
 	// Length of a bcrypt hash string; bcrypt.Cost only checks a minimum,
 	// so a truncated or padded hash would otherwise load and never match.
 	bcryptHashLen = 60
+	// maxCost is the highest bcrypt cost a users file may use. Each step
+	// doubles the work: cost 14 is about a second per check, and a stray
+	// cost 31 (days per check) would hang startup, 'ircd check' and a
+	// SIGHUP reload, which all parse (and hash) on the main goroutine.
+	maxCost = 14
 	// Compared against for unknown names when the DB has no bcrypt entries.
 	dummyPlaintext = "accounts-dummy-password"
 )
@@ -138,6 +143,9 @@ func Parse(r io.Reader, filename string) (*DB, error) {
 			}
 			if err != nil {
 				return nil, fail("malformed bcrypt hash for account %q: %v", name, err)
+			}
+			if cost > maxCost {
+				return nil, fail("bcrypt cost %d for account %q is above the maximum %d", cost, name, maxCost)
 			}
 			costs[cost]++
 		}

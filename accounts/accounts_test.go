@@ -1,6 +1,7 @@
 package accounts
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -118,6 +120,47 @@ func TestParseBad(t *testing.T) {
 				t.Errorf("error %q, want prefix %q containing %q", err, prefix, tc.want)
 			}
 		})
+	}
+}
+
+// withCost returns a copy of a bcrypt hash claiming another cost; it no
+// longer matches its password, which parsing does not look at.
+func withCost(hash string, cost int) string {
+	return hash[:4] + fmt.Sprintf("%02d", cost) + hash[6:]
+}
+
+// A huge cost must be refused before anything is hashed: a $2a$31$ line
+// once hung startup, 'ircd check' and SIGHUP reloads for days of CPU
+// (the dummy hash for unknown names is generated at the file's cost).
+func TestParseRefusesHighCost(t *testing.T) {
+	h := mustHash(t, "x", bcrypt.MinCost)
+	for text, want := range map[string]string{
+		// Alone, it would also set the dummy hash's cost.
+		"alice " + withCost(h, 31) + "\n":                           `users.txt:1: bcrypt cost 31 for account "alice" is above the maximum 14`,
+		"a " + h + "\nb " + h + "\nalice " + withCost(h, 15) + "\n": `users.txt:3: bcrypt cost 15 for account "alice" is above the maximum 14`,
+	} {
+		done := make(chan error, 1)
+		go func() {
+			_, err := Parse(strings.NewReader(text), "users.txt")
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || err.Error() != want {
+				t.Errorf("error %v, want %q", err, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Parse still running after 10s, want %q", want)
+		}
+	}
+
+	// The maximum itself loads (the dummy hash takes the commoner cost 4).
+	db := mustParse(t, "a "+h+"\nb "+h+"\nalice "+withCost(h, maxCost)+"\n")
+	if db.Len() != 3 {
+		t.Fatalf("Len = %d", db.Len())
+	}
+	if bcrypt.DefaultCost > maxCost {
+		t.Fatal("'ircd passwd' hashes above the cost a users file may use")
 	}
 }
 
