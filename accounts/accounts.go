@@ -93,9 +93,13 @@ type entry struct {
 type DB struct {
 	entries map[string]*entry // keyed by Fold(name)
 	names   []string          // canonical names sorted by folded form
-	// dummyHash is non-nil iff the file has bcrypt entries; unknown names are
-	// checked against it so that their timing matches a real bcrypt compare.
+	// dummyHash is non-nil iff the file has bcrypt entries; unknown names
+	// and plaintext accounts are checked against it so that their timing
+	// matches a real bcrypt compare.
 	dummyHash []byte
+	// onCompare, set only by tests before the DB is shared, sees each
+	// bcrypt compare: work is counted instead of timed.
+	onCompare func(hash []byte)
 }
 
 // Parse reads a users file. filename is used only in error messages.
@@ -227,22 +231,31 @@ func (db *DB) Plaintext() []string {
 	return out
 }
 
-// Check reports whether password is right for name. Unknown names cost about
-// as much as known ones so response timing does not reveal which exist.
+// Check reports whether password is right for name. When the file has any
+// bcrypt entry, every check costs one bcrypt compare: against the entry's
+// hash, or against the dummy hash (at the file's commonest cost) for
+// unknown names and plaintext accounts, so timing reveals neither which
+// names exist nor which passwords are stored in plaintext.
 func (db *DB) Check(name, password string) bool {
 	e := db.lookup(name)
+	if e != nil && e.hashed {
+		return db.compareHash(e.password, password)
+	}
+	if db != nil && db.dummyHash != nil {
+		db.compareHash(db.dummyHash, password)
+	}
 	if e == nil {
-		if db != nil && db.dummyHash != nil {
-			_ = bcrypt.CompareHashAndPassword(db.dummyHash, []byte(password))
-		} else {
-			subtle.ConstantTimeCompare([]byte(dummyPlaintext), []byte(password))
-		}
+		subtle.ConstantTimeCompare([]byte(dummyPlaintext), []byte(password))
 		return false
 	}
-	if e.hashed {
-		return bcrypt.CompareHashAndPassword(e.password, []byte(password)) == nil
-	}
 	return subtle.ConstantTimeCompare(e.password, []byte(password)) == 1
+}
+
+func (db *DB) compareHash(hash []byte, password string) bool {
+	if db.onCompare != nil {
+		db.onCompare(hash)
+	}
+	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
 }
 
 // HashPassword returns a bcrypt hash suitable as the password field of a
