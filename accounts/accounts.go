@@ -1,5 +1,6 @@
 // Package accounts loads user accounts from a users.txt file, checks
-// passwords and rate-limits failed logins with a per-name lockout.
+// passwords and rate-limits failed logins with a per-name lockout and a
+// per-address throttle.
 package accounts
 
 import (
@@ -277,6 +278,8 @@ type Result int
 const (
 	OK Result = iota
 	BadCredentials
+	// LockedOut: the name is locked, or checks of it already running use
+	// up its remaining failures.
 	LockedOut
 	// AddressThrottled: too many failed logins from the client's address.
 	AddressThrottled
@@ -296,77 +299,65 @@ func (r Result) String() string {
 	return fmt.Sprintf("Result(%d)", int(r))
 }
 
-// Accounts combines a reloadable DB with a Lockout.
+// Accounts combines a reloadable DB with a LoginLimiter; it is what the
+// server authenticates through.
 type Accounts struct {
-	db       atomic.Pointer[DB]
-	lockout  *Lockout
-	throttle *Throttle
+	db      atomic.Pointer[DB]
+	limiter *LoginLimiter
 }
 
-// New returns Accounts serving db. A nil lockout means no lockout policy.
-func New(db *DB, lockout *Lockout) *Accounts {
-	if lockout == nil {
-		lockout = NewLockout(0, 0, nil)
+// New returns Accounts serving db. A nil limiter means no limits.
+func New(db *DB, limiter *LoginLimiter) *Accounts {
+	if limiter == nil {
+		limiter = NewLoginLimiter(LimiterPolicy{}, nil)
 	}
-	a := &Accounts{lockout: lockout, throttle: NewThrottle(0, 0, nil)}
+	a := &Accounts{limiter: limiter}
 	a.db.Store(db)
 	return a
 }
 
-// SetThrottle installs the per-address failed-login throttle used by
-// AuthenticateFrom.
-func (a *Accounts) SetThrottle(t *Throttle) { a.throttle = t }
+// AuthResult is the outcome of AuthenticateFrom.
+type AuthResult struct {
+	Canonical string // the account as spelled in users.txt, if Result is OK
+	Result    Result
+	RetryIn   time.Duration // for LockedOut and AddressThrottled
+	// LockStarted: this failure started the name's lockout. It is true
+	// for exactly one attempt per lockout, so it is what to count and log.
+	LockStarted bool
+}
 
-// Throttle returns the per-address throttle.
-func (a *Accounts) Throttle() *Throttle { return a.throttle }
-
-// AuthenticateFrom is Authenticate for a client at addr. A throttled
-// address is refused before anything else and nothing is counted; a
-// failure that counts toward the account's lockout (not a repeat of a
-// recent wrong password) also counts toward the address's limit.
-func (a *Accounts) AuthenticateFrom(name, password, addr string) (canonical string, res Result, retryIn time.Duration) {
-	if rem, blocked := a.throttle.Blocked(addr); blocked {
-		return "", AddressThrottled, rem
+// AuthenticateFrom checks name's password for a client at addr, honouring
+// and updating the limiter: a refused attempt (throttled address, locked
+// name, recent wrong password, budget used up by checks in flight) is
+// answered without the password being checked, so a right guess during a
+// lock gives the attacker no signal.
+func (a *Accounts) AuthenticateFrom(name, password, addr string) AuthResult {
+	at, v := a.limiter.Begin(name, password, addr)
+	if v.Result != OK {
+		return AuthResult{Result: v.Result, RetryIn: v.RetryIn}
 	}
-	if rem, locked := a.lockout.Locked(name); locked {
-		return "", LockedOut, rem
-	}
-	db := a.DB()
-	if !db.Check(name, password) {
-		if _, counted := a.lockout.FailPassword(name, password); counted {
-			a.throttle.Fail(addr)
+	checked := false
+	defer func() {
+		if !checked {
+			at.Done(false) // a panicking check must not hold the name's budget forever
 		}
-		return "", BadCredentials, 0
+	}()
+	db := a.DB() // one snapshot for both Check and Lookup
+	ok := db.Check(name, password)
+	checked = true
+	if !ok {
+		return AuthResult{Result: BadCredentials, LockStarted: at.Done(false)}
 	}
-	a.lockout.Succeed(name)
-	canonical, _ = db.Lookup(name)
-	return canonical, OK, 0
+	at.Done(true)
+	canonical, _ := db.Lookup(name)
+	return AuthResult{Canonical: canonical, Result: OK}
 }
 
 // DB returns the current DB.
 func (a *Accounts) DB() *DB { return a.db.Load() }
 
-// Swap atomically replaces the DB; lockout state is kept across reloads.
+// Swap atomically replaces the DB; limiter state is kept across reloads.
 func (a *Accounts) Swap(db *DB) { a.db.Store(db) }
 
-// Lockout returns the lockout shared by all authentications.
-func (a *Accounts) Lockout() *Lockout { return a.lockout }
-
-// Authenticate checks name and password, honouring and updating the lockout.
-// A locked name is rejected before the password is looked at, so a correct
-// guess during a lock gives the attacker no signal. Concurrent attempts that
-// all pass the lock check before any of them fails are each checked; the
-// lock bounds sequential guessing, not parallel bursts.
-func (a *Accounts) Authenticate(name, password string) (canonical string, res Result, retryIn time.Duration) {
-	if rem, locked := a.lockout.Locked(name); locked {
-		return "", LockedOut, rem
-	}
-	db := a.DB() // one snapshot for both Check and Lookup
-	if !db.Check(name, password) {
-		a.lockout.FailPassword(name, password)
-		return "", BadCredentials, 0
-	}
-	a.lockout.Succeed(name)
-	canonical, _ = db.Lookup(name)
-	return canonical, OK, 0
-}
+// Limiter returns the limiter shared by all authentications.
+func (a *Accounts) Limiter() *LoginLimiter { return a.limiter }

@@ -303,15 +303,15 @@ func TestHashPassword(t *testing.T) {
 
 func TestSwap(t *testing.T) {
 	a := New(mustParse(t, "alice old\n"), nil)
-	if _, res, _ := a.Authenticate("alice", "old"); res != OK {
-		t.Fatalf("res = %v, want OK", res)
+	if r := a.AuthenticateFrom("alice", "old", testAddr); r.Result != OK {
+		t.Fatalf("res = %v, want OK", r.Result)
 	}
 	a.Swap(mustParse(t, "Alice new\n"))
-	if _, res, _ := a.Authenticate("alice", "old"); res != BadCredentials {
-		t.Errorf("old password after swap: res = %v, want BadCredentials", res)
+	if r := a.AuthenticateFrom("alice", "old", testAddr); r.Result != BadCredentials {
+		t.Errorf("old password after swap: res = %v, want BadCredentials", r.Result)
 	}
-	if name, res, _ := a.Authenticate("alice", "new"); res != OK || name != "Alice" {
-		t.Errorf("new password after swap: %q, %v", name, res)
+	if r := a.AuthenticateFrom("alice", "new", testAddr); r.Result != OK || r.Canonical != "Alice" {
+		t.Errorf("new password after swap: %q, %v", r.Canonical, r.Result)
 	}
 
 	// Exercised under -race: reloads concurrent with logins.
@@ -322,8 +322,8 @@ func TestSwap(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := 0; j < 100; j++ {
-				a.Authenticate("alice", "new")
-				a.Authenticate("nobody", "x")
+				a.AuthenticateFrom("alice", "new", testAddr)
+				a.AuthenticateFrom("nobody", "x", testAddr)
 			}
 		}()
 		go func() {
