@@ -1,5 +1,6 @@
 // Package accounts loads user accounts from a users.txt file, checks
-// passwords and rate-limits failed logins with a per-name lockout.
+// passwords and rate-limits failed logins with a per-name lockout and a
+// per-address throttle.
 package accounts
 
 import (
@@ -23,6 +24,11 @@ const (
 	// Length of a bcrypt hash string; bcrypt.Cost only checks a minimum,
 	// so a truncated or padded hash would otherwise load and never match.
 	bcryptHashLen = 60
+	// maxCost is the highest bcrypt cost a users file may use. Each step
+	// doubles the work: cost 14 is about a second per check, and a stray
+	// cost 31 (days per check) would hang startup, 'ircd check' and a
+	// SIGHUP reload, which all parse (and hash) on the main goroutine.
+	maxCost = 14
 	// Compared against for unknown names when the DB has no bcrypt entries.
 	dummyPlaintext = "accounts-dummy-password"
 )
@@ -88,9 +94,13 @@ type entry struct {
 type DB struct {
 	entries map[string]*entry // keyed by Fold(name)
 	names   []string          // canonical names sorted by folded form
-	// dummyHash is non-nil iff the file has bcrypt entries; unknown names are
-	// checked against it so that their timing matches a real bcrypt compare.
+	// dummyHash is non-nil iff the file has bcrypt entries; unknown names
+	// and plaintext accounts are checked against it so that their timing
+	// matches a real bcrypt compare.
 	dummyHash []byte
+	// onCompare, set only by tests before the DB is shared, sees each
+	// bcrypt compare: work is counted instead of timed.
+	onCompare func(hash []byte)
 }
 
 // Parse reads a users file. filename is used only in error messages.
@@ -138,6 +148,9 @@ func Parse(r io.Reader, filename string) (*DB, error) {
 			}
 			if err != nil {
 				return nil, fail("malformed bcrypt hash for account %q: %v", name, err)
+			}
+			if cost > maxCost {
+				return nil, fail("bcrypt cost %d for account %q is above the maximum %d", cost, name, maxCost)
 			}
 			costs[cost]++
 		}
@@ -219,22 +232,31 @@ func (db *DB) Plaintext() []string {
 	return out
 }
 
-// Check reports whether password is right for name. Unknown names cost about
-// as much as known ones so response timing does not reveal which exist.
+// Check reports whether password is right for name. When the file has any
+// bcrypt entry, every check costs one bcrypt compare: against the entry's
+// hash, or against the dummy hash (at the file's commonest cost) for
+// unknown names and plaintext accounts, so timing reveals neither which
+// names exist nor which passwords are stored in plaintext.
 func (db *DB) Check(name, password string) bool {
 	e := db.lookup(name)
+	if e != nil && e.hashed {
+		return db.compareHash(e.password, password)
+	}
+	if db != nil && db.dummyHash != nil {
+		db.compareHash(db.dummyHash, password)
+	}
 	if e == nil {
-		if db != nil && db.dummyHash != nil {
-			_ = bcrypt.CompareHashAndPassword(db.dummyHash, []byte(password))
-		} else {
-			subtle.ConstantTimeCompare([]byte(dummyPlaintext), []byte(password))
-		}
+		subtle.ConstantTimeCompare([]byte(dummyPlaintext), []byte(password))
 		return false
 	}
-	if e.hashed {
-		return bcrypt.CompareHashAndPassword(e.password, []byte(password)) == nil
-	}
 	return subtle.ConstantTimeCompare(e.password, []byte(password)) == 1
+}
+
+func (db *DB) compareHash(hash []byte, password string) bool {
+	if db.onCompare != nil {
+		db.onCompare(hash)
+	}
+	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
 }
 
 // HashPassword returns a bcrypt hash suitable as the password field of a
@@ -256,6 +278,8 @@ type Result int
 const (
 	OK Result = iota
 	BadCredentials
+	// LockedOut: the name is locked, or checks of it already running use
+	// up its remaining failures.
 	LockedOut
 	// AddressThrottled: too many failed logins from the client's address.
 	AddressThrottled
@@ -275,77 +299,65 @@ func (r Result) String() string {
 	return fmt.Sprintf("Result(%d)", int(r))
 }
 
-// Accounts combines a reloadable DB with a Lockout.
+// Accounts combines a reloadable DB with a LoginLimiter; it is what the
+// server authenticates through.
 type Accounts struct {
-	db       atomic.Pointer[DB]
-	lockout  *Lockout
-	throttle *Throttle
+	db      atomic.Pointer[DB]
+	limiter *LoginLimiter
 }
 
-// New returns Accounts serving db. A nil lockout means no lockout policy.
-func New(db *DB, lockout *Lockout) *Accounts {
-	if lockout == nil {
-		lockout = NewLockout(0, 0, nil)
+// New returns Accounts serving db. A nil limiter means no limits.
+func New(db *DB, limiter *LoginLimiter) *Accounts {
+	if limiter == nil {
+		limiter = NewLoginLimiter(LimiterPolicy{}, nil)
 	}
-	a := &Accounts{lockout: lockout, throttle: NewThrottle(0, 0, nil)}
+	a := &Accounts{limiter: limiter}
 	a.db.Store(db)
 	return a
 }
 
-// SetThrottle installs the per-address failed-login throttle used by
-// AuthenticateFrom.
-func (a *Accounts) SetThrottle(t *Throttle) { a.throttle = t }
+// AuthResult is the outcome of AuthenticateFrom.
+type AuthResult struct {
+	Canonical string // the account as spelled in users.txt, if Result is OK
+	Result    Result
+	RetryIn   time.Duration // for LockedOut and AddressThrottled
+	// LockStarted: this failure started the name's lockout. It is true
+	// for exactly one attempt per lockout, so it is what to count and log.
+	LockStarted bool
+}
 
-// Throttle returns the per-address throttle.
-func (a *Accounts) Throttle() *Throttle { return a.throttle }
-
-// AuthenticateFrom is Authenticate for a client at addr. A throttled
-// address is refused before anything else and nothing is counted; a
-// failure that counts toward the account's lockout (not a repeat of a
-// recent wrong password) also counts toward the address's limit.
-func (a *Accounts) AuthenticateFrom(name, password, addr string) (canonical string, res Result, retryIn time.Duration) {
-	if rem, blocked := a.throttle.Blocked(addr); blocked {
-		return "", AddressThrottled, rem
+// AuthenticateFrom checks name's password for a client at addr, honouring
+// and updating the limiter: a refused attempt (throttled address, locked
+// name, recent wrong password, budget used up by checks in flight) is
+// answered without the password being checked, so a right guess during a
+// lock gives the attacker no signal.
+func (a *Accounts) AuthenticateFrom(name, password, addr string) AuthResult {
+	at, v := a.limiter.Begin(name, password, addr)
+	if v.Result != OK {
+		return AuthResult{Result: v.Result, RetryIn: v.RetryIn}
 	}
-	if rem, locked := a.lockout.Locked(name); locked {
-		return "", LockedOut, rem
-	}
-	db := a.DB()
-	if !db.Check(name, password) {
-		if _, counted := a.lockout.FailPassword(name, password); counted {
-			a.throttle.Fail(addr)
+	checked := false
+	defer func() {
+		if !checked {
+			at.Done(false) // a panicking check must not hold the name's budget forever
 		}
-		return "", BadCredentials, 0
+	}()
+	db := a.DB() // one snapshot for both Check and Lookup
+	ok := db.Check(name, password)
+	checked = true
+	if !ok {
+		return AuthResult{Result: BadCredentials, LockStarted: at.Done(false)}
 	}
-	a.lockout.Succeed(name)
-	canonical, _ = db.Lookup(name)
-	return canonical, OK, 0
+	at.Done(true)
+	canonical, _ := db.Lookup(name)
+	return AuthResult{Canonical: canonical, Result: OK}
 }
 
 // DB returns the current DB.
 func (a *Accounts) DB() *DB { return a.db.Load() }
 
-// Swap atomically replaces the DB; lockout state is kept across reloads.
+// Swap atomically replaces the DB; limiter state is kept across reloads.
 func (a *Accounts) Swap(db *DB) { a.db.Store(db) }
 
-// Lockout returns the lockout shared by all authentications.
-func (a *Accounts) Lockout() *Lockout { return a.lockout }
-
-// Authenticate checks name and password, honouring and updating the lockout.
-// A locked name is rejected before the password is looked at, so a correct
-// guess during a lock gives the attacker no signal. Concurrent attempts that
-// all pass the lock check before any of them fails are each checked; the
-// lock bounds sequential guessing, not parallel bursts.
-func (a *Accounts) Authenticate(name, password string) (canonical string, res Result, retryIn time.Duration) {
-	if rem, locked := a.lockout.Locked(name); locked {
-		return "", LockedOut, rem
-	}
-	db := a.DB() // one snapshot for both Check and Lookup
-	if !db.Check(name, password) {
-		a.lockout.FailPassword(name, password)
-		return "", BadCredentials, 0
-	}
-	a.lockout.Succeed(name)
-	canonical, _ = db.Lookup(name)
-	return canonical, OK, 0
-}
+// Limiter returns the limiter shared by all authentications.
+func (a *Accounts) Limiter() *LoginLimiter { return a.limiter }

@@ -82,7 +82,7 @@ func startServer(t testing.TB, opts ...option) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts.acc = accounts.New(db, accounts.NewLockout(3, time.Minute, ts.clock.Now))
+	ts.acc = accounts.New(db, accounts.NewLoginLimiter(accounts.LimiterPolicy{MaxFailures: 3, Lockout: time.Minute}, ts.clock.Now))
 	ts.start()
 	t.Cleanup(ts.stop)
 	return ts

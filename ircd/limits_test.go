@@ -168,7 +168,7 @@ func TestConnectionLimits(t *testing.T) {
 // them all; the refusal counts toward no account.
 func TestAddressThrottle(t *testing.T) {
 	ts := startServer(t)
-	ts.acc.SetThrottle(accounts.NewThrottle(3, time.Minute, ts.clock.Now))
+	ts.acc.Limiter().SetPolicy(accounts.LimiterPolicy{MaxFailures: 3, Lockout: time.Minute, AddrFailures: 3, AddrWindow: time.Minute})
 	for _, name := range []string{"alice", "bob", "carol"} {
 		c := ts.dial(name)
 		c.register(name, "guess")
@@ -180,7 +180,7 @@ func TestAddressThrottle(t *testing.T) {
 	if e != "ERROR :Closing link: Unauthorized (too many failed logins from your address, retry in 60s)" {
 		t.Fatalf("got %q", e)
 	}
-	if _, locked := ts.acc.Lockout().Locked("dave"); locked {
+	if _, locked := ts.acc.Limiter().Locked("dave"); locked {
 		t.Fatal("throttled attempt counted toward dave")
 	}
 }

@@ -228,13 +228,13 @@ func handleAUTHENTICATE(c *client, m *irc.Message) {
 // for the closing ERROR.
 func (c *client) authenticate(name, password string) (account, refusal string) {
 	s := c.srv
-	canonical, res, retry := s.accounts.AuthenticateFrom(name, password, c.host)
-	secs := int((retry + time.Second - 1) / time.Second)
-	switch res {
+	r := s.accounts.AuthenticateFrom(name, password, c.host)
+	secs := int((r.RetryIn + time.Second - 1) / time.Second)
+	switch r.Result {
 	case accounts.OK:
 		s.stats.logins.Add(1)
-		s.log.Info("login ok", "account", canonical, "addr", c.host)
-		return canonical, ""
+		s.log.Info("login ok", "account", r.Canonical, "addr", c.host)
+		return r.Canonical, ""
 	case accounts.LockedOut:
 		s.stats.loginFailures.Add(1)
 		s.log.Warn("login failed", s.accountAttr(name), "addr", c.host, "reason", "account locked")
@@ -246,7 +246,7 @@ func (c *client) authenticate(name, password string) (account, refusal string) {
 	default:
 		s.stats.loginFailures.Add(1)
 		s.log.Warn("login failed", s.accountAttr(name), "addr", c.host, "reason", "bad account or password")
-		if _, locked := s.accounts.Lockout().Locked(name); locked {
+		if r.LockStarted {
 			s.stats.lockouts.Add(1)
 			s.log.Warn("lockout started", s.accountAttr(name), "addr", c.host)
 		}

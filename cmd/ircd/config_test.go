@@ -86,6 +86,40 @@ func TestCheckSubcommand(t *testing.T) {
 	}
 }
 
+// A users file with a huge bcrypt cost is refused at once, naming the
+// line, instead of hashing at that cost for days (as startup and SIGHUP
+// did before).
+func TestCheckRefusesHugeBcryptCost(t *testing.T) {
+	h, err := accounts.HashPassword("pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := writeConfig(t, "")
+	users := "alice pw\nbob $2a$31$" + h[7:] + "\n"
+	if err := os.WriteFile(filepath.Join(filepath.Dir(p), "users.txt"), []byte(users), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		code int
+		err  string
+	}
+	done := make(chan result, 1)
+	go func() {
+		var out, errb strings.Builder
+		code := realMain([]string{"check", "-config", p}, nil, &out, &errb)
+		done <- result{code, errb.String()}
+	}()
+	select {
+	case r := <-done:
+		want := `users.txt:2: bcrypt cost 31 for account "bob" is above the maximum 14`
+		if r.code == 0 || !strings.Contains(r.err, want) {
+			t.Fatalf("check exited %d with %q, want non-zero and %q", r.code, r.err, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ircd check still running after 10s")
+	}
+}
+
 func TestPasswdSubcommand(t *testing.T) {
 	var out, errb strings.Builder
 	if code := realMain([]string{"passwd"}, strings.NewReader("s3cret\n"), &out, &errb); code != 0 {

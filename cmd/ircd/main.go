@@ -143,6 +143,15 @@ func serverConfig(cfg config, log *slog.Logger) ircd.Config {
 	}
 }
 
+func limiterPolicy(cfg config) accounts.LimiterPolicy {
+	return accounts.LimiterPolicy{
+		MaxFailures:  cfg.Accounts.MaxFailures,
+		Lockout:      cfg.Accounts.Lockout.Duration,
+		AddrFailures: cfg.Limits.IPLoginFailures,
+		AddrWindow:   cfg.Limits.IPLoginWindow.Duration,
+	}
+}
+
 func loadUsers(path string, log *slog.Logger) (*accounts.DB, error) {
 	db, err := accounts.Load(path)
 	if err != nil {
@@ -181,8 +190,7 @@ func run(path string, stderr io.Writer) error {
 			return err
 		}
 	}
-	d.acc = accounts.New(db, accounts.NewLockout(cfg.Accounts.MaxFailures, cfg.Accounts.Lockout.Duration, time.Now))
-	d.acc.SetThrottle(accounts.NewThrottle(cfg.Limits.IPLoginFailures, cfg.Limits.IPLoginWindow.Duration, time.Now))
+	d.acc = accounts.New(db, accounts.NewLoginLimiter(limiterPolicy(cfg), time.Now))
 	st, err := store.Open(cfg.Store.Path, store.Options{MailboxLimit: cfg.Store.MailboxLimit})
 	if err != nil {
 		return err
@@ -279,8 +287,7 @@ func (d *daemon) reload(st *store.Store) {
 	}
 	cfg.Accounts.UsersFile = d.cfg.Accounts.UsersFile // listeners, paths and names need a restart
 	d.srv.Reload(serverConfig(cfg, d.log))
-	d.acc.Lockout().SetPolicy(cfg.Accounts.MaxFailures, cfg.Accounts.Lockout.Duration)
-	d.acc.Throttle().SetPolicy(cfg.Limits.IPLoginFailures, cfg.Limits.IPLoginWindow.Duration)
+	d.acc.Limiter().SetPolicy(limiterPolicy(cfg))
 	st.SetMailboxLimit(cfg.Store.MailboxLimit)
 	if l, err := parseLevel(cfg.Log.Level); err == nil {
 		d.level.Set(l)
