@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +26,11 @@ import (
 // holds the configured maximum number of messages.
 var ErrMailboxFull = errors.New("store: mailbox full")
 
+// ErrSenderShareFull is returned by Append when the message's Sender already
+// has MailboxPerSender messages waiting in the recipient's mailbox, so that
+// one sender cannot fill a mailbox and shut everyone else out of it.
+var ErrSenderShareFull = errors.New("store: sender's share of the mailbox is full")
+
 // errCorrupt marks values that could not be decoded, so callers can tell
 // damaged data apart from I/O failures with errors.Is.
 var errCorrupt = errors.New("store: corrupt record")
@@ -33,6 +39,11 @@ var (
 	bucketMail     = []byte("mail")
 	bucketSilence  = []byte("silence")
 	bucketLastSeen = []byte("lastseen")
+	// bucketSenders holds, per recipient, a bucket of sender -> number of
+	// that sender's messages in the mailbox. A recipient without one (a
+	// database written before senders were counted) gets it rebuilt from
+	// the mailbox on first use, so its absence is never wrong.
+	bucketSenders = []byte("senders")
 )
 
 // batchDelay is how long an Append waits for others to share its commit.
@@ -48,18 +59,25 @@ type Message struct {
 	Command string // e.g. "PRIVMSG" or "NOTICE"; opaque to the store
 	Text    string
 	Time    time.Time // original send time, stored as UTC
+	// Sender is the sending account, case-folded, whose share of the
+	// mailbox the message counts against; "" counts against no share.
+	// Records stored before this field existed read back with the nick
+	// of From, folded, which is what the server used as the account.
+	Sender string
 }
 
 // Options configure Open.
 type Options struct {
-	MailboxLimit int  // max pending messages per recipient; 0 = no limit
-	NoSync       bool // skip fsync; tests and benchmarks only
+	MailboxLimit     int  // max pending messages per recipient; 0 = no limit
+	MailboxPerSender int  // max pending messages from one Sender per recipient; 0 = no limit
+	NoSync           bool // skip fsync; tests and benchmarks only
 }
 
 // Store is safe for concurrent use by multiple goroutines.
 type Store struct {
 	db           *bolt.DB
 	mailboxLimit atomic.Int64
+	perSender    atomic.Int64
 }
 
 // Open opens or creates the database at path, creating missing parent
@@ -78,7 +96,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, wrap("open", err)
 	}
 	err = wrap("create buckets", db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMail, bucketSilence, bucketLastSeen} {
+		for _, name := range [][]byte{bucketMail, bucketSilence, bucketLastSeen, bucketSenders} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -92,6 +110,7 @@ func Open(path string, opts Options) (*Store, error) {
 	db.MaxBatchDelay = batchDelay
 	s := &Store{db: db}
 	s.SetMailboxLimit(opts.MailboxLimit)
+	s.SetMailboxPerSender(opts.MailboxPerSender)
 	return s, nil
 }
 
@@ -123,7 +142,15 @@ func (s *Store) SetMailboxLimit(n int) {
 	s.mailboxLimit.Store(int64(max(n, 0)))
 }
 
+// SetMailboxPerSender changes how many messages one sender may have
+// waiting in a recipient's mailbox (0 = no limit) for later Appends.
+func (s *Store) SetMailboxPerSender(n int) {
+	s.perSender.Store(int64(max(n, 0)))
+}
+
 // Append durably stores m in to's mailbox and returns it with its ID set.
+// It refuses with ErrSenderShareFull when m.Sender already has its share of
+// the mailbox waiting, and with ErrMailboxFull when the mailbox is full.
 func (s *Store) Append(to string, m Message) (Message, error) {
 	if to == "" {
 		return Message{}, errors.New("store: empty recipient")
@@ -131,19 +158,34 @@ func (s *Store) Append(to string, m Message) (Message, error) {
 	m.Time = m.Time.UTC()
 	val := encodeMessage(m)
 	limit := s.mailboxLimit.Load()
+	share := s.perSender.Load()
 
 	var id uint64
-	var full bool
+	var full, shareFull bool
 	// Batch shares one fsync'd commit among concurrent Appends. It may run
 	// this function more than once (if another call in the batch fails), so
 	// all outputs are reset and the ID is taken inside the transaction.
 	// A full mailbox is reported through a variable rather than an error:
 	// an error would make bbolt roll back and re-run the whole batch.
 	err := s.db.Batch(func(tx *bolt.Tx) error {
-		id, full = 0, false
+		id, full, shareFull = 0, false, false
 		b, err := tx.Bucket(bucketMail).CreateBucketIfNotExists([]byte(to))
 		if err != nil {
 			return err
+		}
+		// Counts are kept even with no per-sender limit, so that turning
+		// one on by a reload finds them right.
+		var counts *bolt.Bucket
+		var have uint64
+		if m.Sender != "" {
+			if counts, err = senderCounts(tx, to, b); err != nil {
+				return err
+			}
+			have = getCount(counts, m.Sender)
+			if share > 0 && have >= uint64(share) {
+				shareFull = true
+				return nil
+			}
 		}
 		if limit > 0 {
 			n, err := mailboxCount(b)
@@ -158,16 +200,75 @@ func (s *Store) Append(to string, m Message) (Message, error) {
 		if id, err = b.NextSequence(); err != nil {
 			return err
 		}
-		return b.Put(idKey(id), val)
+		if err := b.Put(idKey(id), val); err != nil {
+			return err
+		}
+		if counts != nil {
+			return putCount(counts, m.Sender, have+1)
+		}
+		return nil
 	})
 	if err != nil {
 		return Message{}, wrap("append "+strconv.Quote(to), err)
+	}
+	if shareFull {
+		return Message{}, ErrSenderShareFull
 	}
 	if full {
 		return Message{}, ErrMailboxFull
 	}
 	m.ID = id
 	return m, nil
+}
+
+// senderCounts returns to's per-sender counts, building them from the
+// mailbox mb when they are missing: the mailbox was written before senders
+// were counted, or an Ack found the counts could no longer be trusted.
+// That scan happens once per mailbox; afterwards each Append and Ack
+// updates one count.
+func senderCounts(tx *bolt.Tx, to string, mb *bolt.Bucket) (*bolt.Bucket, error) {
+	parent := tx.Bucket(bucketSenders)
+	if b := parent.Bucket([]byte(to)); b != nil {
+		return b, nil
+	}
+	counts := make(map[string]uint64)
+	err := mb.ForEach(func(k, v []byte) error {
+		// Undecodable records belong to no sender; Pending reports them.
+		if m, err := decodeMessage(v); err == nil && v != nil && m.Sender != "" {
+			counts[m.Sender]++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	b, err := parent.CreateBucket([]byte(to))
+	if err != nil {
+		return nil, err
+	}
+	for sender, n := range counts {
+		if err := putCount(b, sender, n); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+func getCount(b *bolt.Bucket, sender string) uint64 {
+	v := b.Get([]byte(sender))
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+// putCount deletes zero counts so that the bucket holds only senders with
+// messages waiting.
+func putCount(b *bolt.Bucket, sender string, n uint64) error {
+	if n == 0 {
+		return b.Delete([]byte(sender))
+	}
+	return b.Put([]byte(sender), idKey(n))
 }
 
 // Pending returns to's stored messages, oldest first.
@@ -207,10 +308,15 @@ func (s *Store) Ack(to string, upTo uint64) error {
 		if b == nil {
 			return nil
 		}
+		// Counts are only adjusted if they exist; missing ones are built
+		// from what is left when next needed.
+		countsParent := tx.Bucket(bucketSenders)
+		counts := countsParent.Bucket([]byte(to))
+		stale := false
 		c := b.Cursor()
 		// Re-seek after each Delete: advancing a bbolt cursor with Next
 		// after Delete can skip entries.
-		for k, _ := c.First(); k != nil; k, _ = c.First() {
+		for k, v := c.First(); k != nil; k, v = c.First() {
 			id, err := parseID(k)
 			if err != nil {
 				return err
@@ -218,9 +324,28 @@ func (s *Store) Ack(to string, upTo uint64) error {
 			if id > upTo {
 				break
 			}
+			if counts != nil && !stale {
+				m, err := decodeMessage(v)
+				switch {
+				case err != nil:
+					stale = true // whose share it was is unknown
+				case m.Sender != "":
+					n := getCount(counts, m.Sender)
+					if n == 0 {
+						stale = true
+						break
+					}
+					if err := putCount(counts, m.Sender, n-1); err != nil {
+						return err
+					}
+				}
+			}
 			if err := c.Delete(); err != nil {
 				return err
 			}
+		}
+		if stale {
+			return countsParent.DeleteBucket([]byte(to))
 		}
 		return nil
 	})
@@ -428,16 +553,21 @@ func parseID(b []byte) (uint64, error) {
 	return binary.BigEndian.Uint64(b), nil
 }
 
-// msgVersion leads every record so the format can change later.
-const msgVersion = 1
+// A version byte leads every record so the format can change: version 1
+// has no Sender, version 2 (written now) has one.
+const (
+	msgVersion1 = 1
+	msgVersion  = 2
+)
 
 // encodeMessage layout: version byte; uvarint-length-prefixed From, Command,
-// Text; varint Unix seconds; uvarint nanoseconds. Seconds plus nanoseconds
-// (rather than UnixNano) cover every time.Time, including the zero value.
+// Text, Sender; varint Unix seconds; uvarint nanoseconds. Seconds plus
+// nanoseconds (rather than UnixNano) cover every time.Time, including the
+// zero value.
 func encodeMessage(m Message) []byte {
-	buf := make([]byte, 0, 1+5*binary.MaxVarintLen64+len(m.From)+len(m.Command)+len(m.Text))
+	buf := make([]byte, 0, 1+6*binary.MaxVarintLen64+len(m.From)+len(m.Command)+len(m.Text)+len(m.Sender))
 	buf = append(buf, msgVersion)
-	for _, s := range []string{m.From, m.Command, m.Text} {
+	for _, s := range []string{m.From, m.Command, m.Text, m.Sender} {
 		buf = binary.AppendUvarint(buf, uint64(len(s)))
 		buf = append(buf, s...)
 	}
@@ -450,11 +580,15 @@ func encodeMessage(m Message) []byte {
 // damaged records yield errCorrupt instead of a panic or a huge allocation.
 func decodeMessage(b []byte) (Message, error) {
 	var m Message
-	if len(b) == 0 || b[0] != msgVersion {
+	if len(b) == 0 || (b[0] != msgVersion && b[0] != msgVersion1) {
 		return m, fmt.Errorf("%w: unknown message format", errCorrupt)
 	}
+	fields := []*string{&m.From, &m.Command, &m.Text, &m.Sender}
+	if b[0] == msgVersion1 {
+		fields = fields[:3]
+	}
 	b = b[1:]
-	for _, dst := range []*string{&m.From, &m.Command, &m.Text} {
+	for _, dst := range fields {
 		n, w := binary.Uvarint(b)
 		if w <= 0 || n > uint64(len(b)-w) {
 			return Message{}, fmt.Errorf("%w: bad string length", errCorrupt)
@@ -472,5 +606,22 @@ func decodeMessage(b []byte) (Message, error) {
 		return Message{}, fmt.Errorf("%w: bad time", errCorrupt)
 	}
 	m.Time = time.Unix(sec, int64(nsec)).UTC()
+	if len(fields) == 3 {
+		m.Sender = legacySender(m.From)
+	}
 	return m, nil
+}
+
+// legacySender is the account of a version 1 record: the nick of its
+// "nick!user@host" From, ASCII-folded as the server folds account names
+// (nicks are account names there).
+func legacySender(from string) string {
+	nick, _, _ := strings.Cut(from, "!")
+	b := []byte(nick)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
