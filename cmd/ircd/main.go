@@ -183,7 +183,10 @@ func run(path string, stderr io.Writer) error {
 	}
 	d.acc = accounts.New(db, accounts.NewLockout(cfg.Accounts.MaxFailures, cfg.Accounts.Lockout.Duration, time.Now))
 	d.acc.SetThrottle(accounts.NewThrottle(cfg.Limits.IPLoginFailures, cfg.Limits.IPLoginWindow.Duration, time.Now))
-	st, err := store.Open(cfg.Store.Path, store.Options{MailboxLimit: cfg.Store.MailboxLimit})
+	st, err := store.Open(cfg.Store.Path, store.Options{
+		MailboxLimit:     cfg.Store.MailboxLimit,
+		MailboxPerSender: cfg.Store.MailboxPerSender,
+	})
 	if err != nil {
 		return err
 	}
@@ -282,6 +285,7 @@ func (d *daemon) reload(st *store.Store) {
 	d.acc.Lockout().SetPolicy(cfg.Accounts.MaxFailures, cfg.Accounts.Lockout.Duration)
 	d.acc.Throttle().SetPolicy(cfg.Limits.IPLoginFailures, cfg.Limits.IPLoginWindow.Duration)
 	st.SetMailboxLimit(cfg.Store.MailboxLimit)
+	st.SetMailboxPerSender(cfg.Store.MailboxPerSender)
 	if l, err := parseLevel(cfg.Log.Level); err == nil {
 		d.level.Set(l)
 	}
