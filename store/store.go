@@ -6,12 +6,16 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,9 +35,10 @@ var ErrMailboxFull = errors.New("store: mailbox full")
 // one sender cannot fill a mailbox and shut everyone else out of it.
 var ErrSenderShareFull = errors.New("store: sender's share of the mailbox is full")
 
-// errCorrupt marks values that could not be decoded, so callers can tell
-// damaged data apart from I/O failures with errors.Is.
-var errCorrupt = errors.New("store: corrupt record")
+// errCorrupt marks damaged data: values that could not be decoded, and
+// bbolt panics or memory faults met reading a damaged page. Callers can
+// tell it apart from I/O failures with errors.Is.
+var errCorrupt = errors.New("store: corrupt data")
 
 var (
 	bucketMail     = []byte("mail")
@@ -68,16 +73,22 @@ type Message struct {
 
 // Options configure Open.
 type Options struct {
-	MailboxLimit     int  // max pending messages per recipient; 0 = no limit
-	MailboxPerSender int  // max pending messages from one Sender per recipient; 0 = no limit
-	NoSync           bool // skip fsync; tests and benchmarks only
+	MailboxLimit     int // max pending messages per recipient; 0 = no limit
+	MailboxPerSender int // max pending messages from one Sender per recipient; 0 = no limit
+	// Logger gets one line for each damaged record or page met at run
+	// time, naming the mailbox or account and the record id, never the
+	// message text; nil discards them. CorruptRecords counts them.
+	Logger *slog.Logger
+	NoSync bool // skip fsync; tests and benchmarks only
 }
 
 // Store is safe for concurrent use by multiple goroutines.
 type Store struct {
 	db           *bolt.DB
+	log          *slog.Logger
 	mailboxLimit atomic.Int64
 	perSender    atomic.Int64
+	corrupt      atomic.Uint64
 }
 
 // Open opens or creates the database at path, creating missing parent
@@ -88,40 +99,118 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	// Without a timeout bbolt blocks forever on the file lock held by
 	// another process, which looks like a hung server at startup.
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: opts.NoSync})
+	var db *bolt.DB
+	err := protect(func() (err error) {
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: opts.NoSync})
+		return err
+	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("store: open %s: database is locked by another process", path)
 	}
 	if err != nil {
-		return nil, wrap("open", err)
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	err = wrap("create buckets", db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMail, bucketSilence, bucketLastSeen, bucketSenders} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
+	err = protect(func() error {
+		return safeUpdate(db, func(tx *bolt.Tx) error {
+			for _, name := range [][]byte{bucketMail, bucketSilence, bucketLastSeen, bucketSenders} {
+				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
-	}))
+			return nil
+		})
+	})
 	if err != nil {
 		db.Close()
-		return nil, err
+		return nil, fmt.Errorf("store: open %s: create buckets: %w", path, err)
 	}
 	db.MaxBatchDelay = batchDelay
-	s := &Store{db: db}
+	s := &Store{db: db, log: opts.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
 	s.SetMailboxLimit(opts.MailboxLimit)
 	s.SetMailboxPerSender(opts.MailboxPerSender)
 	return s, nil
 }
 
-// view and update label errors with the operation so logs say which
-// store call failed.
+// panicError is a panic recovered from bbolt, or a memory fault reading
+// its mmap that SetPanicOnFault turned into one.
+type panicError struct{ v any }
+
+func (e *panicError) Error() string { return fmt.Sprintf("%v: %v", errCorrupt, e.v) }
+func (e *panicError) Unwrap() error { return errCorrupt }
+
+// protect runs fn so that a damaged page fails only this call. bbolt
+// reads pages straight from its mmap and trusts them: a damaged one can
+// send it past the end of the mapping (a fault, which would kill the
+// process) or into one of its assertions (a panic). SetPanicOnFault
+// applies to the calling goroutine only, which is why every bbolt call
+// runs inside protect in the goroutine that makes it.
+func protect(fn func() error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = &panicError{r}
+		}
+	}()
+	return fn()
+}
+
+// view and update run fn in a protected transaction and label errors with
+// the operation so logs say which store call failed.
 func (s *Store) view(op string, fn func(*bolt.Tx) error) error {
-	return wrap(op, s.db.View(fn))
+	return s.protect(op, func() error { return s.db.View(fn) })
 }
 
 func (s *Store) update(op string, fn func(*bolt.Tx) error) error {
-	return wrap(op, s.db.Update(fn))
+	return s.protect(op, func() error { return safeUpdate(s.db, fn) })
+}
+
+// safeUpdate is db.Update without its one hazard for a damaged file: after
+// a panic, db.Update's deferred rollback re-reads the freelist page, and if
+// that faults too the panic leaves the rollback with bbolt's writer lock
+// held, so every later write and Close would hang. Tx.Rollback keeps to
+// memory.
+func safeUpdate(db *bolt.DB, fn func(*bolt.Tx) error) error {
+	tx, err := db.Begin(true)
+	if err != nil {
+		return err
+	}
+	if err := protect(func() error { return fn(tx) }); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := protect(tx.Commit); err != nil {
+		tx.Rollback() // ErrTxClosed, ignored, if Commit rolled back itself
+		return err
+	}
+	return nil
+}
+
+func (s *Store) protect(op string, fn func() error) error {
+	err := protect(fn)
+	if pe := (*panicError)(nil); errors.As(err, &pe) {
+		s.damaged("a store call failed on a damaged page", "op", op, "err", err)
+	}
+	return wrap(op, err)
+}
+
+// damaged counts and logs damage met at run time. The attributes name the
+// mailbox or account and the record id; never message text.
+func (s *Store) damaged(msg string, attrs ...any) {
+	s.corrupt.Add(1)
+	s.log.Error("store: "+msg+damageHint, attrs...)
+}
+
+const damageHint = "; 'ircd store check' lists all damage, 'ircd store salvage' copies what is readable"
+
+// CorruptRecords returns how many damaged records or pages the store has
+// met since Open: skipped undecodable records, records it could not reach
+// and operations that failed on a damaged page. The same record counts
+// each time it is met.
+func (s *Store) CorruptRecords() uint64 {
+	return s.corrupt.Load()
 }
 
 func wrap(op string, err error) error {
@@ -133,7 +222,7 @@ func wrap(op string, err error) error {
 
 // Close releases the database file and its lock.
 func (s *Store) Close() error {
-	return s.db.Close()
+	return s.protect("close", s.db.Close)
 }
 
 // SetMailboxLimit changes the per-recipient limit (0 = none) for later
@@ -167,7 +256,7 @@ func (s *Store) Append(to string, m Message) (Message, error) {
 	// all outputs are reset and the ID is taken inside the transaction.
 	// A full mailbox is reported through a variable rather than an error:
 	// an error would make bbolt roll back and re-run the whole batch.
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	put := func(tx *bolt.Tx) error {
 		id, full, shareFull = 0, false, false
 		b, err := tx.Bucket(bucketMail).CreateBucketIfNotExists([]byte(to))
 		if err != nil {
@@ -197,6 +286,9 @@ func (s *Store) Append(to string, m Message) (Message, error) {
 				return nil
 			}
 		}
+		if err := s.healSequence(to, b); err != nil {
+			return err
+		}
 		if id, err = b.NextSequence(); err != nil {
 			return err
 		}
@@ -207,9 +299,19 @@ func (s *Store) Append(to string, m Message) (Message, error) {
 			return putCount(counts, m.Sender, have+1)
 		}
 		return nil
+	}
+	err := s.protect("append "+strconv.Quote(to), func() error {
+		return s.db.Batch(func(tx *bolt.Tx) error {
+			// Batch runs this in a goroutine of its own, so it protects
+			// itself: a damaged page fails it with an error, which bbolt
+			// answers by running it again alone in our goroutine, where it
+			// fails the same way. A panic escaping it would reach
+			// db.Update's rollback instead (see safeUpdate).
+			return protect(func() error { return put(tx) })
+		})
 	})
 	if err != nil {
-		return Message{}, wrap("append "+strconv.Quote(to), err)
+		return Message{}, err
 	}
 	if shareFull {
 		return Message{}, ErrSenderShareFull
@@ -234,7 +336,7 @@ func senderCounts(tx *bolt.Tx, to string, mb *bolt.Bucket) (*bolt.Bucket, error)
 	counts := make(map[string]uint64)
 	err := mb.ForEach(func(k, v []byte) error {
 		// Undecodable records belong to no sender; Pending reports them.
-		if m, err := decodeMessage(v); err == nil && v != nil && m.Sender != "" {
+		if m, err := decodeMessage(v); err == nil && m.Sender != "" {
 			counts[m.Sender]++
 		}
 		return nil
@@ -271,29 +373,107 @@ func putCount(b *bolt.Bucket, sender string, n uint64) error {
 	return b.Put([]byte(sender), idKey(n))
 }
 
-// Pending returns to's stored messages, oldest first.
+// Pending returns to's stored messages, oldest first. Damaged records are
+// skipped (and counted and logged), never returned or made an error: one
+// bad record must not keep the others from being delivered.
 func (s *Store) Pending(to string) ([]Message, error) {
 	var msgs []Message
 	err := s.view("pending "+strconv.Quote(to), func(tx *bolt.Tx) error {
+		msgs = nil
 		b := tx.Bucket(bucketMail).Bucket([]byte(to))
 		if b == nil {
 			return nil
 		}
-		return b.ForEach(func(k, v []byte) error {
-			id, err := parseID(k)
-			if err != nil {
-				return err
+		// next is the lowest ID not yet read; known says some ID was.
+		next, known := uint64(0), false
+		err := protect(func() error {
+			c := b.Cursor()
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				id, err := parseID(k)
+				if err != nil {
+					s.damaged("skipped a message with a malformed key", "mailbox", to, "key", fmt.Sprintf("%x", k))
+					continue
+				}
+				if m, ok := s.decode(to, id, v); ok {
+					msgs = append(msgs, m)
+				}
+				next, known = id+1, true
 			}
-			m, err := decodeMessage(v)
-			if err != nil {
-				return fmt.Errorf("message %d: %w", id, err)
-			}
-			m.ID = id
-			msgs = append(msgs, m)
 			return nil
 		})
+		if err != nil {
+			// The tree broke under the cursor. Look up each later ID on its
+			// own instead, so that a damaged page costs only its records.
+			msgs = append(msgs, s.seekEach(to, b, next, known, err)...)
+		}
+		return nil
 	})
 	return msgs, err
+}
+
+// decode decodes the record id of to's mailbox, reporting it if damaged.
+func (s *Store) decode(to string, id uint64, v []byte) (Message, bool) {
+	m, err := decodeMessage(v)
+	if err != nil {
+		s.damaged("skipped an undecodable message", "mailbox", to, "id", id, "err", err)
+		return Message{}, false
+	}
+	m.ID = id
+	return m, true
+}
+
+// seekLimit bounds how many IDs Pending looks up one by one after the
+// mailbox's tree broke. A mailbox holds a contiguous range of IDs ending
+// at its sequence, so this covers every mailbox of up to that many.
+const seekLimit = 1 << 16
+
+// seekEach reads to's messages from ID next up to the bucket sequence by
+// looking each up from the root, for when iterating broke with cause. If
+// no ID was read before the break (known is false), it tries the last
+// seekLimit IDs.
+func (s *Store) seekEach(to string, b *bolt.Bucket, next uint64, known bool, cause error) []Message {
+	seq := b.Sequence()
+	lo := next
+	if !known {
+		lo = 1
+		if seq > seekLimit {
+			lo = seq - seekLimit + 1
+		}
+	}
+	n := uint64(0)
+	if lo != 0 && lo <= seq {
+		n = min(seq-lo+1, seekLimit)
+	}
+	var msgs []Message
+	var lost []uint64
+	for i := range n {
+		id := lo + i
+		err := protect(func() error {
+			v := b.Get(idKey(id))
+			if v == nil {
+				return nil
+			}
+			if m, ok := s.decode(to, id, v); ok {
+				msgs = append(msgs, m)
+			}
+			return nil
+		})
+		if err != nil {
+			lost = append(lost, id)
+		}
+	}
+	switch {
+	case known:
+		// Those IDs exist (the range is contiguous): each is a record lost.
+		for range lost {
+			s.corrupt.Add(1)
+		}
+		s.log.Error("store: a mailbox's tree is damaged; skipped the records it could not read"+damageHint,
+			"mailbox", to, "unreadable", len(lost), "read", len(msgs), "err", cause)
+	default:
+		s.damaged("a mailbox's tree is damaged; read what it could", "mailbox", to, "unreadable_ids", len(lost), "read", len(msgs), "err", cause)
+	}
+	return msgs
 }
 
 // Ack deletes to's messages with ID <= upTo. Messages appended after the
@@ -313,19 +493,24 @@ func (s *Store) Ack(to string, upTo uint64) error {
 		countsParent := tx.Bucket(bucketSenders)
 		counts := countsParent.Bucket([]byte(to))
 		stale := false
+		end := idKey(upTo)
 		c := b.Cursor()
+		// Keys are compared as bytes, not parsed, so a record with a
+		// damaged key is deleted like any other once acked past.
 		// Re-seek after each Delete: advancing a bbolt cursor with Next
 		// after Delete can skip entries.
 		for k, v := c.First(); k != nil; k, v = c.First() {
-			id, err := parseID(k)
-			if err != nil {
-				return err
+			if v == nil {
+				return fmt.Errorf("%w: mailbox holds a bucket %x", errCorrupt, k)
 			}
-			if id > upTo {
+			m, err := decodeMessage(v)
+			// An undecodable record just past the acked range goes too:
+			// Pending skips it, so nothing can ever ack it, and left
+			// first in the mailbox it would be met at every login.
+			if bytes.Compare(k, end) > 0 && err == nil {
 				break
 			}
 			if counts != nil && !stale {
-				m, err := decodeMessage(v)
 				switch {
 				case err != nil:
 					stale = true // whose share it was is unknown
@@ -366,24 +551,43 @@ func (s *Store) PendingCount(to string) (int, error) {
 	return int(n), err
 }
 
-// mailboxCount relies on the mailbox always holding a contiguous ID range
-// ending at the bucket sequence: IDs come from NextSequence in committed
-// transactions and Ack only ever removes a prefix. That makes counting
-// O(log n) with no separate counter that could drift.
+// mailboxCount relies on the mailbox always holding a contiguous ID range:
+// IDs come from NextSequence in committed transactions and Ack only ever
+// removes a prefix. That makes counting O(log n) with no separate counter
+// that could drift. Damaged keys fall back to counting them one by one.
 func mailboxCount(b *bolt.Bucket) (uint64, error) {
-	k, _ := b.Cursor().First()
+	c := b.Cursor()
+	k, _ := c.First()
 	if k == nil {
 		return 0, nil
 	}
-	first, err := parseID(k)
-	if err != nil {
-		return 0, err
+	first, err1 := parseID(k)
+	k, _ = c.Last()
+	last, err2 := parseID(k)
+	if err1 == nil && err2 == nil && first <= last {
+		return last - first + 1, nil
 	}
-	last := b.Sequence()
-	if first == 0 || first > last {
-		return 0, fmt.Errorf("%w: message id %d outside sequence %d", errCorrupt, first, last)
+	n := uint64(0)
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
 	}
-	return last - first + 1, nil
+	return n, nil
+}
+
+// healSequence raises a mailbox sequence that a damaged bucket header
+// left below the last stored ID, so that a new message cannot take, and
+// overwrite, the ID of a stored one.
+func (s *Store) healSequence(to string, b *bolt.Bucket) error {
+	k, _ := b.Cursor().Last()
+	if k == nil {
+		return nil
+	}
+	last, err := parseID(k)
+	if err != nil || last <= b.Sequence() {
+		return nil
+	}
+	s.damaged("raised a mailbox sequence found below its messages", "mailbox", to, "sequence", b.Sequence(), "last_id", last)
+	return b.SetSequence(last)
 }
 
 // AddSilence adds mask to account's silence list; added is false if it was
@@ -441,32 +645,42 @@ func (s *Store) RemoveSilence(account, mask string) (removed bool, err error) {
 func (s *Store) Silences(account string) ([]string, error) {
 	var masks []string
 	err := s.view("silences", func(tx *bolt.Tx) error {
+		masks = nil
 		b := tx.Bucket(bucketSilence).Bucket([]byte(account))
 		if b == nil {
 			return nil
 		}
-		var err error
-		masks, err = readSilences(b)
-		return err
+		masks = s.readSilences(account, b)
+		return nil
 	})
 	return masks, err
 }
 
-// AllSilences returns every non-empty silence list keyed by account.
+// AllSilences returns every non-empty silence list keyed by account. An
+// account whose list cannot be read is skipped (and reported) so that the
+// others still load.
 func (s *Store) AllSilences() (map[string][]string, error) {
-	all := make(map[string][]string)
+	var all map[string][]string
 	err := s.view("all silences", func(tx *bolt.Tx) error {
+		all = make(map[string][]string)
 		parent := tx.Bucket(bucketSilence)
 		return parent.ForEach(func(k, v []byte) error {
+			account := string(k)
 			if v != nil {
-				return fmt.Errorf("%w: non-bucket key %q in silence bucket", errCorrupt, k)
+				s.damaged("skipped a non-list entry in the silence bucket", "account", account)
+				return nil
 			}
-			masks, err := readSilences(parent.Bucket(k))
+			var masks []string
+			err := protect(func() error {
+				masks = s.readSilences(account, parent.Bucket(k))
+				return nil
+			})
 			if err != nil {
-				return fmt.Errorf("account %q: %w", k, err)
+				s.damaged("skipped an unreadable silence list", "account", account, "err", err)
+				return nil
 			}
 			if len(masks) > 0 {
-				all[string(k)] = masks
+				all[account] = masks
 			}
 			return nil
 		})
@@ -477,29 +691,29 @@ func (s *Store) AllSilences() (map[string][]string, error) {
 	return all, nil
 }
 
-func readSilences(b *bolt.Bucket) ([]string, error) {
+// readSilences orders masks by their insertion sequence. A mask whose
+// sequence is damaged is kept, last: the block matters more than its place.
+func (s *Store) readSilences(account string, b *bolt.Bucket) []string {
 	type entry struct {
 		seq  uint64
 		mask string
 	}
 	var entries []entry
-	err := b.ForEach(func(k, v []byte) error {
+	b.ForEach(func(k, v []byte) error {
 		seq, err := parseID(v)
 		if err != nil {
-			return fmt.Errorf("mask %q: %w", k, err)
+			s.damaged("kept a silence entry with a damaged order last", "account", account, "err", err)
+			seq = math.MaxUint64
 		}
 		entries = append(entries, entry{seq, string(k)})
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	slices.SortFunc(entries, func(a, b entry) int { return cmp.Compare(a.seq, b.seq) })
+	slices.SortStableFunc(entries, func(a, b entry) int { return cmp.Compare(a.seq, b.seq) })
 	masks := make([]string, len(entries))
 	for i, e := range entries {
 		masks[i] = e.mask
 	}
-	return masks, nil
+	return masks
 }
 
 // SetLastSeen records the given times in a single transaction, so a
@@ -523,11 +737,13 @@ func (s *Store) SetLastSeen(seen map[string]time.Time) error {
 
 // LastSeen returns every recorded last-seen time, in UTC.
 func (s *Store) LastSeen() (map[string]time.Time, error) {
-	seen := make(map[string]time.Time)
+	var seen map[string]time.Time
 	err := s.view("last seen", func(tx *bolt.Tx) error {
+		seen = make(map[string]time.Time)
 		return tx.Bucket(bucketLastSeen).ForEach(func(k, v []byte) error {
 			if len(v) != 8 {
-				return fmt.Errorf("%w: last seen for %q has %d bytes", errCorrupt, k, len(v))
+				s.damaged("skipped a damaged last-seen time", "account", string(k), "bytes", len(v))
+				return nil
 			}
 			seen[string(k)] = time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC()
 			return nil
