@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"os"
@@ -23,7 +24,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 )
 
 // ErrMailboxFull is returned by Append when the recipient's mailbox already
@@ -75,6 +75,10 @@ type Message struct {
 type Options struct {
 	MailboxLimit     int // max pending messages per recipient; 0 = no limit
 	MailboxPerSender int // max pending messages from one Sender per recipient; 0 = no limit
+	// CheckTimeout bounds the check of every page Open runs on an
+	// existing file; 0 skips it (the meta and freelist pages, which bbolt
+	// reads at open, are still checked).
+	CheckTimeout time.Duration
 	// Logger gets one line for each damaged record or page met at run
 	// time, naming the mailbox or account and the record id, never the
 	// message text; nil discards them. CorruptRecords counts them.
@@ -93,34 +97,56 @@ type Store struct {
 
 // Open opens or creates the database at path, creating missing parent
 // directories.
+//
+// An existing file is checked first, with the file locked and before bbolt
+// maps it: always its meta and freelist pages, and with a CheckTimeout
+// every page, then bbolt's own check. A damaged file gets a
+// *CorruptError naming it and the way to recover; a 0-byte file, which
+// bbolt would silently make a new empty database, an *EmptyFileError.
 func Open(path string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, wrap("open", err)
 	}
-	// Without a timeout bbolt blocks forever on the file lock held by
-	// another process, which looks like a hung server at startup.
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		if err := create(path, opts.NoSync); err != nil {
+			return nil, fmt.Errorf("store: create %s: %w", path, err)
+		}
+	}
+	f, size, err := openForCheck(path, os.O_RDWR, true)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if err := checkFile(path, f, size, opts.CheckTimeout); err != nil {
+		f.Close()
+		return nil, err
+	}
 	var db *bolt.DB
-	err := protect(func() (err error) {
-		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: opts.NoSync})
+	err = protect(func() (err error) {
+		// bbolt takes the lock again on the same descriptor, which holds.
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: opts.NoSync,
+			OpenFile: func(string, int, os.FileMode) (*os.File, error) { return f, nil }})
 		return err
 	})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("store: open %s: database is locked by another process", path)
-	}
 	if err != nil {
+		f.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	err = protect(func() error {
-		return safeUpdate(db, func(tx *bolt.Tx) error {
-			for _, name := range [][]byte{bucketMail, bucketSilence, bucketLastSeen, bucketSenders} {
-				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	})
-	if err != nil {
+	if opts.CheckTimeout > 0 {
+		problems, err := txCheck(db, start.Add(opts.CheckTimeout))
+		switch {
+		case errors.Is(err, errCheckTimeout):
+			go db.Close() // once bbolt's check lets it
+			return nil, timeoutError(path, opts.CheckTimeout)
+		case err != nil:
+			db.Close()
+			return nil, fmt.Errorf("store: check %s: %w", path, err)
+		case len(problems) > 0:
+			db.Close()
+			return nil, &CorruptError{path, problems}
+		}
+	}
+	if err := safeUpdate(db, createBuckets); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open %s: create buckets: %w", path, err)
 	}
@@ -132,6 +158,51 @@ func Open(path string, opts Options) (*Store, error) {
 	s.SetMailboxLimit(opts.MailboxLimit)
 	s.SetMailboxPerSender(opts.MailboxPerSender)
 	return s, nil
+}
+
+func createBuckets(tx *bolt.Tx) error {
+	for _, name := range [][]byte{bucketMail, bucketSilence, bucketLastSeen, bucketSenders} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// create makes a new database under a temporary name and renames it into
+// place, so that a crash leaves no file or a whole one, never the 0-byte
+// file Open refuses.
+func create(path string, noSync bool) error {
+	tmp := path + ".new"
+	os.Remove(tmp) // left by a crash
+	db, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: time.Second, NoSync: noSync})
+	if err != nil {
+		return err
+	}
+	err = db.Update(createBuckets)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil && !noSync {
+		err = syncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // panicError is a panic recovered from bbolt, or a memory fault reading
