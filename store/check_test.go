@@ -61,7 +61,7 @@ func wantCorrupt(t *testing.T, err error, path string) *CorruptError {
 		t.Fatalf("Open err = %v, want a *CorruptError", err)
 	}
 	msg := err.Error()
-	for _, want := range []string{path, "ircd store check -config", "ircd store salvage -config", "in its place"} {
+	for _, want := range []string{path + " is damaged", "ircd store check -config", "ircd store salvage -config", "in its place"} {
 		if !strings.Contains(msg, want) {
 			t.Fatalf("error %q does not mention %q", msg, want)
 		}

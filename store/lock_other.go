@@ -3,12 +3,9 @@
 package store
 
 import (
-	"errors"
 	"os"
 	"time"
 )
-
-var errLocked = errors.New("locked by another process")
 
 // lockFile is a no-op here; bbolt's own lock still guards the file once
 // it is open.

@@ -9,8 +9,6 @@ import (
 	"time"
 )
 
-var errLocked = errors.New("locked by another process")
-
 // lockFile takes an flock on f, as bbolt does (and compatibly: bbolt takes
 // it again on the same descriptor), retrying until timeout.
 func lockFile(f *os.File, exclusive bool, timeout time.Duration) error {
@@ -25,7 +23,7 @@ func lockFile(f *os.File, exclusive bool, timeout time.Duration) error {
 			return err
 		}
 		if time.Now().After(deadline) {
-			return errLocked
+			return ErrLocked
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -511,11 +511,18 @@ type CorruptError struct {
 	Problems []string // what the check found, the first few dozen
 }
 
-func (e *CorruptError) Error() string {
-	return fmt.Sprintf("store: %s is damaged: %s. Run `ircd store check -config FILE` to see the damage "+
-		"and `ircd store salvage -config FILE` to copy every readable record into a new file, "+
-		"then move %s aside and put the new file in its place (salvage prints the commands)",
-		e.Path, summarize(e.Problems), e.Path)
+// Error names the file, the first problems and the commands that
+// recover it, with FILE for the config file; Recovery fills those in.
+func (e *CorruptError) Error() string { return e.Recovery("ircd", "FILE") }
+
+// Recovery is the text of Error with prog and config in the commands.
+func (e *CorruptError) Recovery(prog, config string) string {
+	return fmt.Sprintf("store: %s is damaged: %s.\n"+
+		"To recover, run\n"+
+		"  %s store check -config %s     to see all of the damage, then\n"+
+		"  %s store salvage -config %s   to copy every readable record into a new file next to it,\n"+
+		"and put the new file in its place (salvage prints the commands that move %s aside).",
+		e.Path, summarize(e.Problems), prog, config, prog, config, e.Path)
 }
 
 func summarize(problems []string) string {
@@ -525,6 +532,10 @@ func summarize(problems []string) string {
 	}
 	return fmt.Sprintf("%s; and %d more problems", strings.Join(problems[:shown], "; "), len(problems)-shown)
 }
+
+// ErrLocked is returned by Open, Check and Salvage when another process
+// (a running server) holds the database.
+var ErrLocked = errors.New("database is locked by another process")
 
 // openForCheck opens path and locks it against writers. It refuses a
 // 0-byte file: one is never a database, and bbolt would write a fresh,
@@ -538,8 +549,8 @@ func openForCheck(path string, flag int, exclusive bool) (*os.File, int64, error
 	// which looks like a hung server at startup.
 	if err := lockFile(f, exclusive, time.Second); err != nil {
 		f.Close()
-		if errors.Is(err, errLocked) {
-			return nil, 0, fmt.Errorf("store: open %s: database is locked by another process", path)
+		if errors.Is(err, ErrLocked) {
+			return nil, 0, fmt.Errorf("store: open %s: %w", path, ErrLocked)
 		}
 		return nil, 0, fmt.Errorf("store: lock %s: %w", path, err)
 	}
