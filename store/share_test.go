@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -226,4 +227,23 @@ func TestSenderCountsRebuiltAfterUndecodableAck(t *testing.T) {
 	}
 	mustAppendFrom(t, s, "bob", "alice")
 	wantShareFull(t, s, "bob", "alice")
+}
+
+// The per-sender count adds one bucket lookup and one Put to an Append.
+func BenchmarkAppendParallelSender(b *testing.B) {
+	s := openTest(b, filepath.Join(b.TempDir(), "bench.db"), Options{MailboxPerSender: 1 << 30})
+	b.SetParallelism(32)
+	var next atomic.Int64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		n := next.Add(1)
+		to, from := fmt.Sprintf("user%d", n%16), fmt.Sprintf("sender%d", n%7)
+		m := Message{From: from + "!u@h", Command: "PRIVMSG", Text: "hello there", Time: time.Now(), Sender: from}
+		for pb.Next() {
+			if _, err := s.Append(to, m); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

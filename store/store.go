@@ -533,16 +533,12 @@ func (s *Store) seekEach(to string, b *bolt.Bucket, next uint64, known bool, cau
 			lost = append(lost, id)
 		}
 	}
-	switch {
-	case known:
-		// Those IDs exist (the range is contiguous): each is a record lost.
-		for range lost {
-			s.corrupt.Add(1)
-		}
-		s.log.Error("store: a mailbox's tree is damaged; skipped the records it could not read"+damageHint,
-			"mailbox", to, "unreadable", len(lost), "read", len(msgs), "err", cause)
-	default:
-		s.damaged("a mailbox's tree is damaged; read what it could", "mailbox", to, "unreadable_ids", len(lost), "read", len(msgs), "err", cause)
+	// The damaged page counts once; after a record was read, the IDs that
+	// could not be are records too (the range is contiguous), and count.
+	s.damaged("skipped what it could not read of a mailbox whose tree is damaged",
+		"mailbox", to, "unreadable_ids", len(lost), "read", len(msgs), "err", cause)
+	if known {
+		s.corrupt.Add(uint64(len(lost)))
 	}
 	return msgs
 }
