@@ -424,6 +424,8 @@ func putRaw(t *testing.T, s *Store, to string, key, val []byte) {
 	}
 }
 
+// Undecodable records are skipped and counted, never an error that would
+// keep the rest of the mailbox from being delivered.
 func TestCorruptMessage(t *testing.T) {
 	s := newTestStore(t, Options{})
 	good := encodeMessage(Message{From: "a", Command: "PRIVMSG", Text: "hello", Time: time.Unix(1e9, 123456789)})
@@ -442,20 +444,35 @@ func TestCorruptMessage(t *testing.T) {
 	}
 	for name, val := range cases {
 		t.Run(name, func(t *testing.T) {
+			if _, err := decodeMessage(val); !errors.Is(err, errCorrupt) {
+				t.Fatalf("decode err = %v, want errCorrupt", err)
+			}
 			to := "victim-" + name
 			putRaw(t, s, to, idKey(1), val)
-			if _, err := s.Pending(to); !errors.Is(err, errCorrupt) {
-				t.Fatalf("Pending err = %v, want errCorrupt", err)
+			putRaw(t, s, to, idKey(2), good)
+			before := s.CorruptRecords()
+			msgs, err := s.Pending(to)
+			if err != nil || len(msgs) != 1 || msgs[0].ID != 2 || msgs[0].Text != "hello" {
+				t.Fatalf("Pending = %+v, %v; want only the good record", msgs, err)
+			}
+			if s.CorruptRecords() != before+1 {
+				t.Fatalf("CorruptRecords went %d -> %d, want +1", before, s.CorruptRecords())
 			}
 		})
 	}
 
-	putRaw(t, s, "badkey", []byte("short"), good)
-	if _, err := s.Pending("badkey"); !errors.Is(err, errCorrupt) {
-		t.Errorf("Pending with bad key err = %v, want errCorrupt", err)
+	// A 9-byte key sorts between IDs 1 and 3.
+	putRaw(t, s, "badkey", idKey(1), good)
+	putRaw(t, s, "badkey", append(idKey(1), 0), good)
+	putRaw(t, s, "badkey", idKey(3), good)
+	if msgs, err := s.Pending("badkey"); err != nil || len(msgs) != 2 || msgs[0].ID != 1 || msgs[1].ID != 3 {
+		t.Errorf("Pending with bad key = %+v, %v; want the records with good keys", msgs, err)
 	}
-	if err := s.Ack("badkey", 100); !errors.Is(err, errCorrupt) {
-		t.Errorf("Ack with bad key err = %v, want errCorrupt", err)
+	if err := s.Ack("badkey", 3); err != nil {
+		t.Errorf("Ack past a bad key: %v", err)
+	}
+	if n, err := s.PendingCount("badkey"); err != nil || n != 0 {
+		t.Errorf("PendingCount after Ack past a bad key = %d, %v", n, err)
 	}
 
 	// A sanity check that the helper itself writes decodable data.

@@ -46,8 +46,10 @@ type config struct {
 		DuplicatePing duration `toml:"duplicate_ping"`
 	} `toml:"accounts"`
 	Store struct {
-		Path         string `toml:"path"`
-		MailboxLimit int    `toml:"mailbox_limit"`
+		Path             string   `toml:"path"`
+		MailboxLimit     int      `toml:"mailbox_limit"`
+		MailboxPerSender int      `toml:"mailbox_per_sender"`
+		CheckTimeout     duration `toml:"check_timeout"`
 	} `toml:"store"`
 	Presence struct {
 		Recent duration `toml:"recent"`
@@ -91,6 +93,8 @@ func defaultConfig() config {
 	c.Accounts.DuplicatePing.Duration = 5 * time.Second
 	c.Store.Path = "data/ircd.db"
 	c.Store.MailboxLimit = 1000
+	c.Store.MailboxPerSender = 100
+	c.Store.CheckTimeout.Duration = 30 * time.Second
 	c.Presence.Recent.Duration = time.Hour
 	c.Limits.MaxClients = 10000
 	c.Limits.MaxPerIP = 10
@@ -137,6 +141,8 @@ func loadConfig(path string) (config, error) {
 	check(c.Accounts.OnDuplicate == "reject" || c.Accounts.OnDuplicate == "replace", "accounts.on_duplicate", "must be \"reject\" or \"replace\", got %q", c.Accounts.OnDuplicate)
 	check(c.Store.Path != "", "store.path", "must be set")
 	check(c.Store.MailboxLimit >= 0, "store.mailbox_limit", "must be >= 0 (0 = no limit)")
+	check(c.Store.MailboxPerSender >= 0, "store.mailbox_per_sender", "must be >= 0 (0 = no limit)")
+	check(c.Store.CheckTimeout.Duration >= 0, "store.check_timeout", "must be >= 0 (0 = no check at startup)")
 	check(c.Presence.Recent.Duration > 0, "presence.recent", "must be > 0")
 	check(c.Limits.MaxClients >= 0, "limits.max_clients", "must be >= 0 (0 = no limit)")
 	check(c.Limits.MaxPerIP >= 0, "limits.max_per_ip", "must be >= 0 (0 = no limit)")

@@ -43,7 +43,8 @@ func TestMinimalConfigGetsDefaults(t *testing.T) {
 	if c.Server.Listen[0] != "127.0.0.1:6667" || c.Store.Path != filepath.Join(dir, "data", "ircd.db") ||
 		c.Accounts.UsersFile != filepath.Join(dir, "users.txt") || c.Store.MailboxLimit != 1000 ||
 		c.Presence.Recent.Duration != time.Hour || c.Accounts.OnDuplicate != "reject" || c.Accounts.Guests ||
-		c.Accounts.DuplicatePing.Duration != 5*time.Second {
+		c.Accounts.DuplicatePing.Duration != 5*time.Second || c.Store.MailboxPerSender != 100 ||
+		c.Store.CheckTimeout.Duration != 30*time.Second {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -58,6 +59,8 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"[accounts]\nduplicate_ping = \"-1s\"\n": "accounts.duplicate_ping",
 		"[channel]\nname = \"lobby\"\n":          "channel.name",
 		"[store]\nmailbox_limit = -1\n":          "store.mailbox_limit",
+		"[store]\nmailbox_per_sender = -1\n":     "store.mailbox_per_sender",
+		"[store]\ncheck_timeout = \"-1s\"\n":     "store.check_timeout",
 		"[presence]\nrecent = \"0s\"\n":          "presence.recent",
 		"[log]\nformat = \"xml\"\n":              "log.format",
 		"[accounts]\nguests = \"yes\"\n":         "guests",

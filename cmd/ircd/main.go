@@ -1,8 +1,10 @@
 // Command ircd runs the chat server.
 //
-//	ircd [run] -config FILE   serve (the default subcommand)
-//	ircd check -config FILE   validate the config and users file
-//	ircd passwd               read a password, print a bcrypt hash for users.txt
+//	ircd [run] -config FILE                        serve (the default subcommand)
+//	ircd check -config FILE                        validate the config, users file and database
+//	ircd passwd                                    read a password, print a bcrypt hash for users.txt
+//	ircd store check -config FILE                  list the database's damage; exit 1 if any
+//	ircd store salvage -config FILE [-out PATH]    copy every readable record into a new database
 package main
 
 import (
@@ -56,8 +58,10 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	case "passwd":
 		return passwd(stdin, stdout, stderr)
+	case "store":
+		return storeCommand(args, stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "ircd: unknown subcommand %q (want run, check or passwd)\n", sub)
+		fmt.Fprintf(stderr, "ircd: unknown subcommand %q (want run, check, passwd or store)\n", sub)
 		return 2
 	}
 }
@@ -74,7 +78,7 @@ func check(path string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d accounts)\n", path, db.Len())
-	return 0
+	return checkDatabase(path, cfg, stdout, stderr, true)
 }
 
 func passwd(stdin io.Reader, stdout, stderr io.Writer) int {
@@ -170,6 +174,7 @@ type daemon struct {
 	log   *slog.Logger
 	level *slog.LevelVar
 	acc   *accounts.Accounts
+	st    *store.Store
 	srv   *ircd.Server
 	certs certStore
 }
@@ -191,10 +196,18 @@ func run(path string, stderr io.Writer) error {
 		}
 	}
 	d.acc = accounts.New(db, accounts.NewLoginLimiter(limiterPolicy(cfg), time.Now))
-	st, err := store.Open(cfg.Store.Path, store.Options{MailboxLimit: cfg.Store.MailboxLimit})
+	start := time.Now()
+	st, err := store.Open(cfg.Store.Path, store.Options{
+		MailboxLimit:     cfg.Store.MailboxLimit,
+		MailboxPerSender: cfg.Store.MailboxPerSender,
+		CheckTimeout:     cfg.Store.CheckTimeout.Duration,
+		Logger:           d.log,
+	})
 	if err != nil {
-		return err
+		return withRecovery(err, path)
 	}
+	d.log.Info("store opened", "path", cfg.Store.Path, "check_timeout", cfg.Store.CheckTimeout.Duration, "took", time.Since(start).Round(time.Millisecond))
+	d.st = st
 	d.srv, err = ircd.New(serverConfig(cfg, d.log), d.acc, st)
 	if err != nil {
 		st.Close()
@@ -219,7 +232,7 @@ func run(path string, stderr io.Writer) error {
 			return err
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				d.reload(st)
+				d.reload()
 				continue
 			}
 			d.log.Info("shutting down", "signal", sig.String())
@@ -258,7 +271,7 @@ func (d *daemon) listen(serveErr chan<- error) error {
 			return fail(fmt.Errorf("listen (metrics) %s: %w", addr, err))
 		}
 		d.log.Info("metrics listening", "addr", l.Addr().String())
-		hs := &http.Server{Handler: metricsHandler(d.srv), ReadHeaderTimeout: 5 * time.Second}
+		hs := &http.Server{Handler: metricsHandler(d.srv, d.st), ReadHeaderTimeout: 5 * time.Second}
 		go func() { serveErr <- hs.Serve(l) }()
 	}
 	for i, l := range opened {
@@ -272,7 +285,7 @@ func (d *daemon) listen(serveErr chan<- error) error {
 
 // reload re-reads the users file, the reloadable parts of the config and
 // the TLS certificate. Anything that fails to load keeps its old state.
-func (d *daemon) reload(st *store.Store) {
+func (d *daemon) reload() {
 	if db, err := loadUsers(d.cfg.Accounts.UsersFile, d.log); err != nil {
 		d.log.Error("reload: keeping the old users", "err", err)
 	} else {
@@ -288,7 +301,8 @@ func (d *daemon) reload(st *store.Store) {
 	cfg.Accounts.UsersFile = d.cfg.Accounts.UsersFile // listeners, paths and names need a restart
 	d.srv.Reload(serverConfig(cfg, d.log))
 	d.acc.Limiter().SetPolicy(limiterPolicy(cfg))
-	st.SetMailboxLimit(cfg.Store.MailboxLimit)
+	d.st.SetMailboxLimit(cfg.Store.MailboxLimit)
+	d.st.SetMailboxPerSender(cfg.Store.MailboxPerSender)
 	if l, err := parseLevel(cfg.Log.Level); err == nil {
 		d.level.Set(l)
 	}

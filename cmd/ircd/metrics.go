@@ -8,12 +8,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lobbychat/ircd/ircd"
+	"github.com/lobbychat/ircd/store"
 )
 
 // statsCollector exports the server's counters at scrape time, so the
 // message path only bumps atomics and ircd knows nothing of Prometheus.
 type statsCollector struct {
 	srv   *ircd.Server
+	st    *store.Store
 	descs map[string]*prometheus.Desc
 }
 
@@ -29,10 +31,12 @@ var metricHelp = map[string]string{
 	"ircd_offline_stored_total":      "Offline messages stored.",
 	"ircd_offline_delivered_total":   "Offline messages delivered and acknowledged.",
 	"ircd_sendq_disconnects_total":   "Clients disconnected for exceeding their SendQ.",
+	"ircd_store_corrupt_records_total": "Damaged records or pages the store met and skipped (each is logged); " +
+		"not zero means run 'ircd store check'.",
 }
 
-func newStatsCollector(srv *ircd.Server) *statsCollector {
-	c := &statsCollector{srv: srv, descs: make(map[string]*prometheus.Desc)}
+func newStatsCollector(srv *ircd.Server, st *store.Store) *statsCollector {
+	c := &statsCollector{srv: srv, st: st, descs: make(map[string]*prometheus.Desc)}
 	for name, help := range metricHelp {
 		c.descs[name] = prometheus.NewDesc(name, help, nil, nil)
 	}
@@ -64,14 +68,15 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter("ircd_offline_stored_total", st.OfflineStored)
 	counter("ircd_offline_delivered_total", st.OfflineDelivered)
 	counter("ircd_sendq_disconnects_total", st.SendQDisconnects)
+	counter("ircd_store_corrupt_records_total", c.st.CorruptRecords())
 }
 
 // metricsHandler serves /metrics from a registry of our own (no global
 // default registry), with Go runtime and process metrics alongside, and
 // /debug/pprof/.
-func metricsHandler(srv *ircd.Server) http.Handler {
+func metricsHandler(srv *ircd.Server, st *store.Store) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newStatsCollector(srv),
+	reg.MustRegister(newStatsCollector(srv, st),
 		prometheus.NewGoCollector(),
 		prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()

@@ -131,7 +131,8 @@ func TestMetricsEndpoint(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{"ircd_users_logged_in 1", "ircd_logins_total 1", "ircd_offline_stored_total 1",
-		"ircd_messages_relayed_total 1", "ircd_connections 1", "ircd_sendq_disconnects_total 0", "ircd_lockouts_total 0"} {
+		"ircd_messages_relayed_total 1", "ircd_connections 1", "ircd_sendq_disconnects_total 0", "ircd_lockouts_total 0",
+		"ircd_store_corrupt_records_total 0"} {
 		if !strings.Contains(string(body), want+"\n") {
 			t.Errorf("metrics lack %q", want)
 		}
