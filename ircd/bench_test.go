@@ -36,7 +36,7 @@ func BenchmarkEncodeBroadcast(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		f := form(i % numForms)
-		appendMessage(nil, f.tagString(t, c, ""), c.prefix, "PRIVMSG", "#lobby", "hello there, this is a typical chat line")
+		appendMessage(nil, f.tagString(t, c.account, "", ""), c.prefix, "PRIVMSG", "#lobby", "hello there, this is a typical chat line")
 	}
 }
 
@@ -73,7 +73,7 @@ func BenchmarkSendQueue(b *testing.B) {
 // their flushers write to sockets drained by the kernel).
 func BenchmarkChannelFanout(b *testing.B) {
 	ts := startServer(b)
-	ch := newChannel("#lobby", "", "irc.test", time.Now())
+	ch := newRoom("#lobby", "", "irc.test", time.Now())
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer l.Close()
 	go func() {
@@ -97,8 +97,8 @@ func BenchmarkChannelFanout(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		ch.broadcast(fanout{sender: sender, build: func(f form) []byte {
-			return appendMessage(nil, f.tagString(t, sender, ""), sender.prefix, "PRIVMSG", "#lobby", "hello there")
+		ch.broadcast(fanout{sender: sender, prefix: sender.prefix, build: func(f form) []byte {
+			return appendMessage(nil, f.tagString(t, sender.account, "", ""), sender.prefix, "PRIVMSG", "#lobby", "hello there")
 		}})
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/delivery")

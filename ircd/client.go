@@ -15,6 +15,7 @@ import (
 	"gopkg.in/irc.v4"
 
 	"github.com/lobbychat/ircd/accounts"
+	"github.com/lobbychat/ircd/state"
 )
 
 // capability bits, read by other goroutines during fan-out.
@@ -59,13 +60,14 @@ type client struct {
 	host string
 	out  *sendQueue
 
-	// Identity, fixed at registration.
+	// Identity, fixed before the session is published.
 	nick     string
 	key      string // folded nick
 	user     string
 	realname string
 	account  string // "" for guests
 	prefix   string // nick!user@host
+	session  string // unique id of this session (state.UserInfo.Session)
 
 	caps    atomic.Uint32
 	away    atomic.Pointer[string]
@@ -73,6 +75,7 @@ type client struct {
 	quitMsg atomic.Pointer[string]
 	signon  time.Time
 	idle    atomic.Int64 // unix seconds of the last message sent
+	mail    mailState    // stored messages replayed to the session
 
 	// reader-owned
 	registered  bool
@@ -81,19 +84,16 @@ type client struct {
 	pendingNick string
 	gotUser     bool
 	sasl        saslState
-	authFailed  string // closing ERROR text after a failed SASL attempt
-	replayToken string
-	replayUpTo  uint64
-	replayCount int
+	authFailed  string            // closing ERROR text after a failed SASL attempt
 	monitoring  map[string]string // folded -> as given
 	lr          lineReader
 
-	// Timeouts, checked by Server.timeoutLoop (wall clock, unix nanos).
-	connected   time.Time
+	// Timeouts, checked by Server.timeoutLoop (the server's clock, unix nanos).
+	connected   int64
 	regDone     atomic.Bool  // registered
 	handshaking atomic.Bool  // a TLS handshake is under way (its own deadline bounds it)
 	lastRead    atomic.Int64 // when the last line arrived
-	pingAt      atomic.Int64 // when an idle PING went unanswered; 0 = none
+	pingAt      atomic.Int64 // when a PING went unanswered; 0 = none
 
 	quitOnce sync.Once
 	quitCh   chan struct{} // closed by quit: wakes a reader held by flood control
@@ -137,7 +137,7 @@ func (s *Server) newClient(nc net.Conn) {
 		return
 	}
 	s.nextID++
-	c := &client{srv: s, nc: nc, id: s.nextID, host: host, quitCh: make(chan struct{}), connected: time.Now()}
+	c := &client{srv: s, nc: nc, id: s.nextID, host: host, quitCh: make(chan struct{}), connected: s.now().UnixNano()}
 	c.lr.r = nc
 	c.out = newSendQueue(nc, cfg.SendQ, cfg.WriteTimeout, func() {
 		s.stats.sendqDrops.Add(1)
@@ -245,7 +245,7 @@ func (c *client) handshake() bool {
 	if !ok {
 		return true
 	}
-	deadline := c.connected.Add(c.srv.conf().RegTimeout)
+	deadline := time.Now().Add(c.srv.conf().RegTimeout)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	c.handshaking.Store(true)
@@ -333,7 +333,7 @@ func (c *client) take(line []byte, err error) bool {
 		}
 		return false
 	}
-	c.lastRead.Store(time.Now().UnixNano())
+	c.lastRead.Store(c.srv.now().UnixNano())
 	if c.pingAt.Load() != 0 { // a store per line would dirty the line the sweep reads
 		c.pingAt.Store(0)
 	}
@@ -389,28 +389,6 @@ func (c *client) floodWait() bool {
 	return true
 }
 
-// checkTimeouts is Server.timeoutLoop's look at one client: registration
-// must finish within RegTimeout; a registered client silent for
-// PingInterval gets a PING, and is dropped if still silent PingTimeout
-// later.
-func (c *client) checkTimeouts(cfg *Config, now int64) {
-	if !c.regDone.Load() {
-		if now-c.connected.UnixNano() >= int64(cfg.RegTimeout) && !c.handshaking.Load() {
-			c.quit("Registration timed out", "Registration timed out")
-		}
-		return
-	}
-	if at := c.pingAt.Load(); at != 0 {
-		if now-at >= int64(cfg.PingTimeout) {
-			c.quit(fmt.Sprintf("Ping timeout: %d seconds", int((cfg.PingInterval+cfg.PingTimeout).Seconds())), "Ping timeout")
-		}
-		return
-	}
-	if now-c.lastRead.Load() >= int64(cfg.PingInterval) && c.pingAt.CompareAndSwap(0, now) {
-		c.send("", "PING", cfg.ServerName)
-	}
-}
-
 func (c *client) handleLine(raw string) {
 	msg, err := parseMessage(raw)
 	if err != nil {
@@ -429,8 +407,8 @@ func (c *client) handleLine(raw string) {
 	c.dispatch(msg, raw)
 }
 
-// cleanup runs once when the reader ends: the client leaves every shared
-// structure, others are told, and its last-seen time is recorded.
+// cleanup runs once when the reader ends: the session leaves the room
+// and presence, others are told, and the connection is forgotten.
 func (c *client) cleanup() {
 	s := c.srv
 	if c.quitMsg.Load() == nil {
@@ -438,30 +416,18 @@ func (c *client) cleanup() {
 	}
 	reason := *c.quitMsg.Load()
 	if c.registered {
-		lock := s.mailLock(c.key)
-		lock.Lock()
 		s.mu.Lock()
-		// A session replaced by a new login is no longer in users; its
-		// watchers must not hear that the account went offline.
-		wasOnline := s.users[c.key] == c
-		if wasOnline {
-			delete(s.users, c.key)
-			s.lastSeen[c.key] = s.now()
-			if c.account != "" {
-				s.seenDirty[c.key] = struct{}{} // persisted by the next flushLastSeen
-			}
+		if s.sessions[c.key] == c { // a replaced session is not there any more
+			delete(s.sessions, c.key)
 		}
 		s.mu.Unlock()
-		lock.Unlock()
-		if s.channel.remove(c) {
-			s.announceQuit(c, reason)
-		}
-		if wasOnline {
-			s.notifyMonitors(c, false)
-		}
+		s.leave(c, reason)
+		ctx, cancel := backendCtx()
+		s.presence.Release(ctx, c.info(), s.now())
+		cancel()
 		s.log.Info("disconnect", "nick", c.nick, "addr", c.host, "reason", reason)
 	}
-	s.unmonitorAll(c)
+	c.unmonitorAll()
 	if c.poll != nil {
 		c.poll.detach(c)
 	}
@@ -480,23 +446,23 @@ func (c *client) cleanup() {
 	}
 }
 
-func (s *Server) announceQuit(c *client, reason string) {
-	if s.quietMembership(s.channel.size() + 1) { // c has already left
-		return
-	}
-	t := s.now()
-	s.channel.broadcast(fanout{sender: c, lazy: true, build: func(f form) []byte {
-		return appendMessage(nil, f.tagString(t, c, ""), c.prefix, "QUIT", "Quit: "+reason)
-	}})
-}
-
-// identity of a registered client for the welcome and masks.
+// setIdentity fixes who the client is, before the session is published.
 func (c *client) setIdentity(nick, user, account string) {
 	c.nick = nick
 	c.key = accounts.Fold(nick)
 	c.user = user
 	c.account = account
 	c.prefix = nick + "!" + user + "@" + c.host
+}
+
+// info is the session as others see it.
+func (c *client) info() state.UserInfo {
+	u := state.UserInfo{Nick: c.nick, User: c.user, Host: c.host, Realname: c.realname, Account: c.account,
+		Signon: c.signon, Idle: time.Unix(c.idle.Load(), 0), Node: c.srv.node, Session: c.session}
+	if away := c.away.Load(); away != nil {
+		u.Away = *away
+	}
+	return u
 }
 
 // parseMessage wraps irc.ParseMessage, which panics on some malformed

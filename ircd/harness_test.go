@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lobbychat/ircd/accounts"
+	"github.com/lobbychat/ircd/local"
 	"github.com/lobbychat/ircd/store"
 )
 
@@ -47,29 +48,34 @@ func (c *fakeClock) Advance(d time.Duration) {
 }
 
 type testServer struct {
-	t      testing.TB
-	srv    *Server
-	addr   string
-	clock  *fakeClock
-	store  *store.Store
-	acc    *accounts.Accounts
-	dbPath string
-	cfg    Config
-	opts   storeOpts
+	t        testing.TB
+	srv      *Server
+	addr     string
+	clock    *fakeClock
+	store    *store.Store // the local kit's database
+	presence Presence
+	mailbox  Mailbox
+	acc      *accounts.Accounts
+	dbPath   string
+	cfg      Config
+	opts     storeOpts
+	closeKit func()
 }
 
 type storeOpts struct {
 	mailboxLimit int
+	seenFlush    time.Duration
 	tls          *tls.Config // if set, the server listens with TLS
 }
 
 type option func(*Config, *storeOpts)
 
-func withConfig(f func(*Config)) option { return func(c *Config, _ *storeOpts) { f(c) } }
-func withMailboxLimit(n int) option     { return func(_ *Config, o *storeOpts) { o.mailboxLimit = n } }
-func withTLS(cfg *tls.Config) option    { return func(_ *Config, o *storeOpts) { o.tls = cfg } }
+func withConfig(f func(*Config)) option    { return func(c *Config, _ *storeOpts) { f(c) } }
+func withMailboxLimit(n int) option        { return func(_ *Config, o *storeOpts) { o.mailboxLimit = n } }
+func withSeenFlush(d time.Duration) option { return func(_ *Config, o *storeOpts) { o.seenFlush = d } }
+func withTLS(cfg *tls.Config) option       { return func(_ *Config, o *storeOpts) { o.tls = cfg } }
 
-// startServer runs a real server on 127.0.0.1:0 with a fresh store.
+// startServer runs a real server on 127.0.0.1:0 with fresh state.
 func startServer(t testing.TB, opts ...option) *testServer {
 	t.Helper()
 	ts := &testServer{t: t, clock: newFakeClock(), dbPath: filepath.Join(t.TempDir(), "data", "ircd.db")}
@@ -88,14 +94,31 @@ func startServer(t testing.TB, opts ...option) *testServer {
 	return ts
 }
 
-func (ts *testServer) start() {
+// localKit opens the single-process backends: the embedded store, the
+// in-memory presence and the direct bus.
+func (ts *testServer) localKit() Backends {
 	t := ts.t
-	t.Helper()
 	st, err := store.Open(ts.dbPath, store.Options{MailboxLimit: ts.opts.mailboxLimit, NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(ts.cfg, ts.acc, st)
+	p, err := local.NewPresence(st, local.PresenceOptions{Now: ts.clock.Now, Flush: ts.opts.seenFlush})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.store = st
+	ts.closeKit = func() {
+		p.Close()
+		st.Close()
+	}
+	return Backends{Accounts: ts.acc, Presence: p, Mailbox: st, Silences: st, Bus: &local.Bus{}, Node: "test"}
+}
+
+func (ts *testServer) start() {
+	t := ts.t
+	t.Helper()
+	b := ts.localKit()
+	srv, err := New(ts.cfg, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +126,8 @@ func (ts *testServer) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts.srv, ts.store, ts.addr = srv, st, l.Addr().String()
+	ts.srv, ts.addr = srv, l.Addr().String()
+	ts.presence, ts.mailbox = b.Presence, b.Mailbox
 	if os.Getenv("IRCD_TEST_NO_POLLER") != "" {
 		l = hiddenSocketListener{l} // `make test` runs the suite this way too
 	}
@@ -111,6 +135,12 @@ func (ts *testServer) start() {
 		l = tls.NewListener(l, ts.opts.tls)
 	}
 	go srv.Serve(l)
+}
+
+// pending is how many stored messages nick has.
+func (ts *testServer) pending(nick string) (int, error) {
+	msgs, err := ts.mailbox.Pending(context.Background(), accounts.Fold(nick))
+	return len(msgs), err
 }
 
 // hiddenSocketListener hands out connections that do not expose their
@@ -135,6 +165,7 @@ func (ts *testServer) stop() {
 	if err := ts.srv.Shutdown(ctx); err != nil {
 		ts.t.Errorf("shutdown: %v", err)
 	}
+	ts.closeKit()
 	ts.srv = nil
 }
 
@@ -232,10 +263,16 @@ func (c *testClient) recent() string {
 // is how a test proves something was NOT sent.
 func (c *testClient) sync() []string {
 	c.t.Helper()
+	return c.syncWithin(waitTime)
+}
+
+// syncWithin is sync for a client whose server has much to do first.
+func (c *testClient) syncWithin(wait time.Duration) []string {
+	c.t.Helper()
 	token := fmt.Sprintf("sync-%d", time.Now().UnixNano())
 	c.send("PING %s", token)
 	var lines []string
-	deadline := time.Now().Add(waitTime)
+	deadline := time.Now().Add(wait)
 	for {
 		line, err := c.readLine(deadline)
 		if err != nil {
@@ -305,7 +342,7 @@ func (ts *testServer) login(nick string, caps ...string) *testClient {
 // closed (the reader runs cleanup asynchronously).
 func (ts *testServer) waitGone(nick string) {
 	ts.t.Helper()
-	waitFor(ts.t, nick+" to go offline", func() bool { return ts.srv.lookup(nick) == nil })
+	waitFor(ts.t, nick+" to go offline", func() bool { _, on := ts.presence.Lookup(nick); return !on })
 }
 
 // waitFor polls cond until it holds, failing the test after waitTime:

@@ -116,6 +116,10 @@ func TestManyUnregisteredConnectionsTimeOut(t *testing.T) {
 	alice := ts.login("alice")
 	alice.send("WHOELSE")
 	alice.expect(`0 other users online`)
+	waitFor(t, "every connection to be accepted", func() bool { return ts.srv.Stats().Connections == n+1 })
+	// The timeout runs on the server's clock; alice is registered, so only
+	// the others time out.
+	ts.clock.Advance(3 * time.Second)
 	var wg sync.WaitGroup
 	errs := make(chan string, n)
 	for _, c := range conns {
@@ -207,7 +211,7 @@ func TestPanicEndsOnlyThatConnection(t *testing.T) {
 	var logs syncBuffer
 	ts := startServer(t, withConfig(func(c *Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-		c.extraCommands = map[string]command{"TESTPANIC": {func(*client, *irc.Message) { panic("boom") }, 0, false}}
+		c.extraCommands = map[string]command{"TESTPANIC": {handle: func(*client, *irc.Message) { panic("boom") }}}
 	}))
 	bob := ts.login("bob")
 	alice := ts.login("alice")
@@ -268,16 +272,21 @@ func TestReloadChangesMOTD(t *testing.T) {
 }
 
 // A peer that stops answering is dropped after ping_interval+ping_timeout;
-// one that answers stays.
+// one that answers stays. Time is the server's clock, moved by the test.
 func TestPingTimeout(t *testing.T) {
 	ts := startServer(t, withConfig(func(c *Config) {
-		c.PingInterval, c.PingTimeout = 150*time.Millisecond, 150*time.Millisecond
+		c.PingInterval, c.PingTimeout = 2*time.Minute, time.Minute
+		c.RegTimeout = 100 * time.Millisecond // the sweep runs every 25 ms
 	}))
 	bob := ts.login("bob")
 	alive := ts.login("alice")
 	// alice answers every PING, outlives bob and sees him go.
 	sawQuit, pings := false, 0
-	for !sawQuit || pings < 3 {
+	for round := 0; !sawQuit || pings < 3; round++ {
+		if round == 20 {
+			t.Fatalf("after %d rounds: bob quit %v, alice pinged %d times; recent:\n%s", round, sawQuit, pings, strings.Join(alive.log, "\n"))
+		}
+		ts.clock.Advance(130 * time.Second)
 		line := alive.expect(`^:irc\.test PING |:bob!\S+ QUIT :Quit: Ping timeout`)
 		if strings.Contains(line, " QUIT ") {
 			sawQuit = true
@@ -285,6 +294,9 @@ func TestPingTimeout(t *testing.T) {
 		}
 		pings++
 		alive.send("PONG :%s", strings.TrimPrefix(line[strings.Index(line, "PING ")+5:], ":"))
+		for _, l := range alive.sync() { // the PONG is read before the clock moves on
+			sawQuit = sawQuit || strings.Contains(l, ":bob!bob@127.0.0.1 QUIT :Quit: Ping timeout")
+		}
 	}
 	lines := bob.expectClosed()
 	if lines[len(lines)-1] != "ERROR :Closing link: Ping timeout" || !strings.Contains(strings.Join(lines, "\n"), "PING") {

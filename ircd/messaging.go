@@ -5,12 +5,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"gopkg.in/irc.v4"
 
 	"github.com/lobbychat/ircd/accounts"
-	"github.com/lobbychat/ircd/store"
+	"github.com/lobbychat/ircd/state"
 )
 
 const maxTargets = 4
@@ -142,8 +141,8 @@ func isAlnum(ch byte) bool {
 	return 'a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || '0' <= ch && ch <= '9'
 }
 
-// privmsg routes one message to the channel or a user. command is
-// PRIVMSG, NOTICE or TAGMSG (text empty).
+// privmsg routes one message to the room or a user. command is PRIVMSG,
+// NOTICE or TAGMSG (text empty).
 func (c *client) privmsg(command, target, text, tags string) {
 	notice := command != "PRIVMSG"
 	text = sanitize(text)
@@ -155,190 +154,125 @@ func (c *client) privmsg(command, target, text, tags string) {
 	}
 	s := c.srv
 	s.stats.relayed.Add(1)
-	params := []string{target, text}
-	if command == "TAGMSG" {
-		params = params[:1]
-	}
 	if strings.HasPrefix(target, "#") {
-		if !strings.EqualFold(target, s.conf().Channel) {
+		if !s.room.is(target) {
 			if !notice {
-				c.reply(irc.ERR_NOSUCHCHANNEL, target, "No such channel (this server has one channel: "+s.conf().Channel+")")
+				c.reply(irc.ERR_NOSUCHCHANNEL, target, "No such channel (this server has one channel: "+s.room.name+")")
 			}
 			return
 		}
-		if !s.channel.has(c) {
+		if !s.room.has(c) {
 			if !notice {
-				c.reply(irc.ERR_CANNOTSENDTOCHAN, s.conf().Channel, "Cannot send to channel (you are not in it; /join "+s.conf().Channel+")")
+				c.reply(irc.ERR_CANNOTSENDTOCHAN, s.room.name, "Cannot send to channel (you are not in it; /join "+s.room.name+")")
 			}
 			return
 		}
-		params[0] = s.conf().Channel
-		t := s.now()
-		s.channel.broadcast(fanout{sender: c, echo: c.has(capEchoMessage), build: func(f form) []byte {
-			if command == "TAGMSG" && f&formTags == 0 {
-				return []byte{} // non-nil: cached as "nothing to send"
-			}
-			return appendMessage(nil, f.tagString(t, c, tags), c.prefix, command, params...)
-		}})
+		s.bus.Room(state.RoomEvent{Kind: state.RoomMessage, From: c.info(), Command: command, Text: text, Tags: tags, Time: s.now()})
 		return
 	}
-	s.deliver(c, command, target, text, tags)
+	s.sendPrivate(c, state.Private{From: c.info(), Command: command, Text: text, Tags: tags, Time: s.now()}, target)
 }
 
-// deliver sends a private message to a user: live if online, else stored
-// for the account. This is the one place that decides, so a cluster mode
-// can replace it.
-func (s *Server) deliver(from *client, command, target, text, tags string) {
-	notice := command != "PRIVMSG"
-	key := accounts.Fold(target)
-	lock := s.mailLock(key)
-	lock.RLock()
-	s.mu.RLock()
-	to := s.users[key]
-	silenced := s.silencedBy(key, from)
-	s.mu.RUnlock()
-
-	defer lock.RUnlock()
-	if to != nil && (silenced || s.deliverLive(from, to, command, text, tags)) {
-		if away := to.away.Load(); away != nil && command == "PRIVMSG" {
-			from.reply(irc.RPL_AWAY, to.nick, *away)
+// sendPrivate delivers a private message: to the recipient's session if
+// it has one that takes it, else into the account's mailbox. The order of
+// the checks is what makes a message sent while its recipient logs in
+// arrive exactly once: a session is published (claimed) before it reads
+// its mailbox, and a sender that stored a message looks again afterwards
+// and, finding a session, tells it to read its mailbox once more.
+func (s *Server) sendPrivate(from *client, m state.Private, target string) {
+	notice := m.Command != "PRIVMSG"
+	ctx, cancel := backendCtx()
+	defer cancel()
+	if to, ok := s.presence.Lookup(target); ok {
+		delivered, err := s.bus.Private(ctx, to, m)
+		if err != nil {
+			s.log.Warn("delivering a private message", "to", to.Nick, "err", err)
 		}
-		return
+		if delivered {
+			if to.Nick != from.nick {
+				from.echoPrivate(m, to.Nick)
+			}
+			if to.Away != "" && m.Command == "PRIVMSG" {
+				from.reply(irc.RPL_AWAY, to.Nick, to.Away)
+			}
+			return
+		}
+		// No session took it (it is closing, or went away): store it
+		// rather than lose it.
 	}
-	// Offline, or the session is closing and its queue refused the line:
-	// store it rather than lose it.
-
 	canonical, isAccount := s.accounts.DB().Lookup(target)
-	if !isAccount || command == "TAGMSG" {
+	if !isAccount || m.Command == "TAGMSG" {
 		if !notice {
 			from.reply(irc.ERR_NOSUCHNICK, target, "No such nick/channel")
 		}
 		return
 	}
+	key := accounts.Fold(canonical)
 	offline := canonical + " is offline; your message will be delivered when they log in"
-	if silenced {
+	masks, err := s.silences.Silences(ctx, key)
+	if err != nil {
+		s.log.Error("reading a silence list", "account", canonical, "err", err)
+		from.reply(errCantSendToUser, canonical, "Your message could not be stored; please try again later")
+		return
+	}
+	if newSilenceList(masks).matches(from.prefix) {
 		// The sender must not learn they are silenced: same reply, no store.
 		if !notice {
 			from.reply(irc.RPL_AWAY, canonical, offline)
 		}
 		return
 	}
-	_, err := s.store.Append(key, store.Message{From: from.prefix, Command: command, Text: text, Time: s.now()})
-	if err == nil {
-		s.stats.offlineStored.Add(1)
-	}
+	_, err = s.mailbox.Append(ctx, key, state.Message{From: m.From.Prefix(), Sender: from.key, Command: m.Command, Text: m.Text, Time: m.Time})
 	switch {
-	case errors.Is(err, store.ErrMailboxFull):
+	case errors.Is(err, state.ErrMailboxFull):
 		from.reply(errCantSendToUser, canonical, canonical+"'s mailbox is full; your message was not stored")
+		return
+	case errors.Is(err, state.ErrSenderShareFull):
+		from.reply(errCantSendToUser, canonical, "You have filled your share of "+canonical+"'s mailbox; your message was not stored until they read what you sent")
 		return
 	case err != nil:
 		s.log.Error("storing offline message", "to", canonical, "err", err)
 		from.reply(errCantSendToUser, canonical, "Your message could not be stored; please try again later")
 		return
 	}
-	from.echoPrivate(s.now(), command, canonical, text, tags, nil, 0)
+	s.stats.offlineStored.Add(1)
+	if to, ok := s.presence.Lookup(key); ok {
+		s.bus.MailWaiting(ctx, to) // logged in meanwhile: may have read its mailbox already
+	}
+	from.echoPrivate(m, canonical)
 	if !notice {
 		from.reply(irc.RPL_AWAY, canonical, offline)
 	}
 }
 
-// deliverLive queues a private message to an online recipient (and the
-// echo to the sender). It reports false if the recipient's connection is
-// closing, so the caller can store the message instead.
-func (s *Server) deliverLive(from, to *client, command, text, tags string) bool {
-	f := formOf(to) & formsMessage
-	if command == "TAGMSG" && f&formTags == 0 {
+// deliverPrivate queues a private message to this session, unless the
+// recipient silenced the sender (then it is dropped, and counts as
+// delivered: the sender must not learn of it). It reports false if the
+// session is closing.
+func (c *client) deliverPrivate(m state.Private) bool {
+	if c.silence.Load().matches(m.From.Prefix()) {
+		return true
+	}
+	f := formOf(c) & formsMessage
+	if m.Command == "TAGMSG" && f&formTags == 0 {
 		return true // nothing to show a client without message-tags
 	}
-	t := s.now()
-	line := privateLine(t, from, command, to.nick, text, tags, f)
-	if !to.out.push(line) {
-		return false
-	}
-	if to != from {
-		from.echoPrivate(t, command, to.nick, text, tags, line, f)
-	}
-	return true
+	return c.pushPrivate(privateLine(m, c.nick, f))
 }
 
-// privateLine encodes a private message for a recipient of form f.
-func privateLine(t time.Time, from *client, command, target, text, tags string, f form) []byte {
-	params := []string{target, text}
-	if command == "TAGMSG" {
+// privateLine encodes a private message to target for a recipient of form f.
+func privateLine(m state.Private, target string, f form) []byte {
+	params := []string{target, m.Text}
+	if m.Command == "TAGMSG" {
 		params = params[:1]
 	}
-	return appendMessage(nil, f.tagString(t, from, tags), from.prefix, command, params...)
+	return appendMessage(nil, f.tagString(m.Time, m.From.Account, m.Tags, m.ID), m.From.Prefix(), m.Command, params...)
 }
 
-// echoPrivate sends an echo-message client its own private message,
-// reusing the recipient's encoding (line, of form f) when the forms match.
-func (c *client) echoPrivate(t time.Time, command, target, text, tags string, line []byte, f form) {
+// echoPrivate sends an echo-message client its own private message.
+func (c *client) echoPrivate(m state.Private, target string) {
 	if !c.has(capEchoMessage) {
 		return
 	}
-	if own := formOf(c) & formsMessage; own != f || line == nil {
-		line = privateLine(t, c, command, target, text, tags, own)
-	}
-	c.out.push(line)
-}
-
-// replayOffline queues the client's stored messages, oldest first, then a
-// PING whose PONG acknowledges them. Called with the mail lock held.
-func (c *client) replayOffline() {
-	if c.account == "" {
-		return
-	}
-	s := c.srv
-	msgs, err := s.store.Pending(c.key)
-	if err != nil {
-		s.log.Error("reading offline messages", "account", c.account, "err", err)
-		c.notice("Your stored messages could not be read; they are kept for your next login")
-		return
-	}
-	if len(msgs) == 0 {
-		return
-	}
-	f := formOf(c)
-	for _, m := range msgs {
-		text := m.Text
-		if f&formTime == 0 {
-			text = "[" + m.Time.UTC().Format("2006-01-02 15:04:05") + " UTC] " + text
-		}
-		tags := ""
-		if f&formTime != 0 {
-			tags = "time=" + formatTime(m.Time)
-		}
-		if f&formAccount != 0 {
-			if nick, _, ok := strings.Cut(m.From, "!"); ok {
-				tags = joinTags("account="+nick, tags)
-			}
-		}
-		c.out.push(appendMessage(nil, tags, m.From, m.Command, c.nick, text))
-	}
-	c.replayUpTo = msgs[len(msgs)-1].ID
-	c.replayCount = len(msgs)
-	c.replayToken = "replay-" + strconv.FormatUint(c.replayUpTo, 10) + "-" + strconv.FormatInt(time.Now().UnixNano()%1e6, 10)
-	c.send("", "PING", c.replayToken)
-}
-
-func joinTags(a, b string) string {
-	if a == "" {
-		return b
-	}
-	if b == "" {
-		return a
-	}
-	return a + ";" + b
-}
-
-// ackReplay deletes the replayed messages once the client has shown, by
-// answering the PING queued after them, that it read them.
-func (c *client) ackReplay() {
-	s := c.srv
-	if err := s.store.Ack(c.key, c.replayUpTo); err != nil {
-		s.log.Error("deleting delivered offline messages", "account", c.account, "err", err)
-		return
-	}
-	s.stats.offlineDelivered.Add(uint64(c.replayCount))
-	c.replayToken, c.replayUpTo, c.replayCount = "", 0, 0
+	c.out.push(privateLine(m, target, formOf(c)&formsMessage))
 }

@@ -76,12 +76,12 @@ func TestOfflineMessageServerTime(t *testing.T) {
 	bob.expect(`^@time=2026-03-14T15:10:56\.000Z :alice!alice@127\.0\.0\.1 NOTICE bob :second$`)
 	token := bob.expectMatch(`PING :?(replay-\S+)$`)[1]
 	// Not deleted until the PONG.
-	if n, _ := ts.store.PendingCount("bob"); n != 2 {
+	if n, _ := ts.pending("bob"); n != 2 {
 		t.Fatalf("pending before PONG = %d, want 2", n)
 	}
 	bob.send("PONG :%s", token)
 	bob.sync()
-	if n, _ := ts.store.PendingCount("bob"); n != 0 {
+	if n, _ := ts.pending("bob"); n != 0 {
 		t.Fatalf("pending after PONG = %d, want 0", n)
 	}
 }
@@ -130,7 +130,7 @@ func TestMessageWhileRecipientOnlineIsNotStored(t *testing.T) {
 	ts.login("bob")
 	alice.send("PRIVMSG bob :live")
 	alice.expectNone(` 301 `)
-	if n, _ := ts.store.PendingCount("bob"); n != 0 {
+	if n, _ := ts.pending("bob"); n != 0 {
 		t.Fatalf("stored %d messages for an online user", n)
 	}
 }

@@ -36,7 +36,7 @@ func TestPollerFailureClosesItsClients(t *testing.T) {
 	bob.send("WHOELSE")
 	bob.expect(`0 other users online`)
 	ts.srv.mu.Lock()
-	polled := ts.srv.users["bob"] != nil && ts.srv.users["bob"].poll != nil
+	polled := ts.srv.sessions["bob"] != nil && ts.srv.sessions["bob"].poll != nil
 	ts.srv.mu.Unlock()
 	if polled {
 		t.Fatal("bob was attached to the failed poller")

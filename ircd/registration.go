@@ -323,57 +323,6 @@ func (c *client) maybeRegister() {
 	c.completeRegistration()
 }
 
-// completeRegistration claims the nick, sends the welcome burst, joins the
-// channel and replays stored messages. The recipient's mail lock is held
-// throughout so that a concurrent sender either queues to this session
-// after the replay or stores a message the replay sees.
-func (c *client) completeRegistration() {
-	s := c.srv
-	c.endSilentSession()
-	lock := s.mailLock(c.key)
-	lock.Lock()
-	defer lock.Unlock()
-
-	s.mu.Lock()
-	if old := s.users[c.key]; old != nil {
-		if c.account == "" {
-			s.mu.Unlock()
-			nick := c.nick
-			c.nick, c.key, c.prefix, c.pendingNick = "", "", "", ""
-			c.reply(irc.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
-			return
-		}
-		if s.conf().OnDuplicate != "replace" {
-			s.mu.Unlock()
-			s.log.Info("login refused: already logged in", "account", c.account, "addr", c.host)
-			text := "account " + c.account + " is already logged in"
-			c.quit(text, text)
-			return
-		}
-		delete(s.users, c.key)
-		s.mu.Unlock()
-		s.endSession(old, "Logged in from elsewhere")
-		s.mu.Lock()
-	}
-	s.users[c.key] = c
-	delete(s.lastSeen, c.key)
-	s.mu.Unlock()
-
-	c.registered = true
-	c.regDone.Store(true)
-	c.signon = s.now()
-	c.idle.Store(c.signon.Unix())
-	if acct := c.account; acct != "" {
-		s.mu.RLock()
-		c.silence.Store(s.silences[c.key])
-		s.mu.RUnlock()
-	}
-	c.welcome()
-	s.join(c)
-	s.notifyMonitors(c, true)
-	c.replayOffline()
-}
-
 func (c *client) welcome() {
 	s := c.srv
 	cfg := s.conf()
@@ -389,8 +338,8 @@ func (c *client) welcome() {
 func (c *client) isupport() {
 	cfg := c.srv.conf()
 	tokens := []string{
-		"AWAYLEN=200", "CASEMAPPING=ascii", "CHANLIMIT=#:1", "CHANMODES=,,,nt",
-		"CHANNELLEN=50", "CHANTYPES=#", "LINELEN=512", "MONITOR=" + strconv.Itoa(cfg.MonitorLimit),
+		"AWAYLEN=" + strconv.Itoa(awayLen), "CASEMAPPING=ascii", "CHANLIMIT=#:1", "CHANMODES=,,,nt",
+		"CHANNELLEN=" + strconv.Itoa(channelLen), "CHANTYPES=#", "LINELEN=512", "MONITOR=" + strconv.Itoa(cfg.MonitorLimit),
 		"NETWORK=" + cfg.Network, "NICKLEN=30", "PREFIX=(ov)@+",
 		"SILENCE=" + strconv.Itoa(cfg.SilenceLimit), "TARGMAX=PRIVMSG:4,NOTICE:4,TAGMSG:4,JOIN:,PART:,WHOIS:1,MONITOR:",
 		"TOPICLEN=390", "UTF8ONLY",
@@ -404,7 +353,7 @@ func (c *client) isupport() {
 }
 
 func (c *client) lusers() {
-	n := strconv.Itoa(c.srv.onlineCount())
+	n := strconv.Itoa(c.srv.presence.Count())
 	c.reply(irc.RPL_LUSERCLIENT, "There are "+n+" users and 0 invisible on 1 servers")
 	c.reply(irc.RPL_LUSERCHANNELS, "1", "channels formed")
 	c.reply(irc.RPL_LUSERME, "I have "+n+" clients and 0 servers")
@@ -423,66 +372,4 @@ func (c *client) motd() {
 		c.reply(irc.RPL_MOTD, "- "+line)
 	}
 	c.reply(irc.RPL_ENDOFMOTD, "End of /MOTD command.")
-}
-
-// endSession ends a session that a new login displaces; it leaves at once,
-// so its QUIT precedes the new session's JOIN. The caller has taken it out
-// of s.users.
-func (s *Server) endSession(old *client, reason string) {
-	old.quit(reason, reason)
-	if s.channel.remove(old) {
-		s.announceQuit(old, reason)
-	}
-}
-
-// endSilentSession: before a login is refused because its account is
-// logged in already, the old session is PINGed, and if nothing comes back
-// within DuplicatePing it is taken for dead (a connection that vanished
-// without a FIN: a closed laptop, a lost Wi-Fi) and ended. Its user can
-// then log in again at once instead of after the ping timeout, and no
-// account is ever logged in twice.
-func (c *client) endSilentSession() {
-	s := c.srv
-	cfg := s.conf()
-	if c.account == "" || cfg.OnDuplicate == "replace" || cfg.DuplicatePing <= 0 {
-		return
-	}
-	s.mu.Lock()
-	old := s.users[c.key]
-	s.mu.Unlock()
-	if old == nil || old.answersPing(cfg.DuplicatePing) {
-		return
-	}
-	s.mu.Lock()
-	if s.users[c.key] != old {
-		s.mu.Unlock()
-		return
-	}
-	delete(s.users, c.key)
-	s.mu.Unlock()
-	s.log.Info("session did not answer a PING; ended for a new login", "account", c.account, "addr", old.host, "new_addr", c.host)
-	s.endSession(old, "Ping timeout")
-}
-
-// answersPing PINGs c and reports whether any line arrives from it within
-// wait. A live client answers in a round trip.
-func (c *client) answersPing(wait time.Duration) bool {
-	since := time.Now().UnixNano()
-	c.send("", "PING", c.srv.conf().ServerName)
-	deadline := time.NewTimer(wait)
-	defer deadline.Stop()
-	tick := time.NewTicker(max(min(wait/10, 10*time.Millisecond), time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-c.quitCh:
-			return true // leaving anyway; the new login is judged as usual
-		case <-deadline.C:
-			return c.lastRead.Load() > since
-		case <-tick.C:
-			if c.lastRead.Load() > since {
-				return true
-			}
-		}
-	}
 }

@@ -344,6 +344,8 @@ func TestRegistrationTimeout(t *testing.T) {
 	ts := startServer(t, withConfig(func(c *Config) { c.RegTimeout = 200 * time.Millisecond }))
 	c := ts.dial("slow")
 	c.send("NICK slow")
+	c.sync()
+	ts.clock.Advance(time.Second) // on the server's clock, not the wall's
 	lines := c.expectClosed()
 	if !strings.Contains(lines[len(lines)-1], "Registration timed out") {
 		t.Fatalf("got %q", lines)

@@ -1,37 +1,21 @@
 // Package ircd is the chat server: listeners, connections, registration,
-// the command table, the one channel, presence and silence lists.
+// the command table and the room. The state it shares with other sessions
+// and nodes lives behind the interfaces in state.go.
 package ircd
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"net"
-	"runtime"
-	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/lobbychat/ircd/accounts"
-	"github.com/lobbychat/ircd/store"
 )
-
-// Store is the durable state the server needs. It is an interface so a
-// clustered store can replace the embedded one without touching handlers.
-type Store interface {
-	Append(to string, m store.Message) (store.Message, error)
-	Pending(to string) ([]store.Message, error)
-	Ack(to string, upTo uint64) error
-	AddSilence(account, mask string) (bool, error)
-	RemoveSilence(account, mask string) (bool, error)
-	AllSilences() (map[string][]string, error)
-	SetLastSeen(seen map[string]time.Time) error
-	LastSeen() (map[string]time.Time, error)
-	Close() error
-}
 
 // Config is everything the server takes from config.toml, as plain values.
 type Config struct {
@@ -48,7 +32,6 @@ type Config struct {
 	DuplicatePing time.Duration // reject: first PING the old session, end it if silent this long; 0 = refuse at once
 
 	Recent        time.Duration // WHOLASTHR window
-	LastSeenFlush time.Duration // how often online users' last-seen is persisted
 	SilenceLimit  int
 	MonitorLimit  int
 	AnnounceLimit int // above this many members, JOIN/QUIT are not announced; 0 = always
@@ -68,38 +51,67 @@ type Config struct {
 	extraCommands map[string]command // tests only: added to the command table
 }
 
+// DefaultConfig is every default of the server's configuration, the one
+// table of them: config.toml's defaults are read from here too.
+func DefaultConfig() Config {
+	return Config{
+		ServerName:    "irc.localhost",
+		Network:       "LobbyNet",
+		Version:       "lobbyircd-0.1",
+		Channel:       "#lobby",
+		OnDuplicate:   "reject",
+		DuplicatePing: 5 * time.Second,
+		Recent:        time.Hour,
+		SilenceLimit:  32,
+		MonitorLimit:  100,
+		SendQ:         1 << 20,
+		WriteTimeout:  30 * time.Second,
+		RegTimeout:    60 * time.Second,
+		PingInterval:  120 * time.Second,
+		PingTimeout:   60 * time.Second,
+		MaxClients:    10000,
+		MaxPerIP:      10,
+		FloodBurst:    10,
+		FloodRate:     2,
+		FloodKill:     10 * time.Second,
+	}
+}
+
+// setDefaults fills what was left zero from DefaultConfig. Limits whose
+// zero means "none" (MaxClients, MaxPerIP, FloodRate, AnnounceLimit,
+// DuplicatePing) are taken as given.
 func (c *Config) setDefaults() {
+	d := DefaultConfig()
 	def := func(s *string, v string) {
 		if *s == "" {
 			*s = v
 		}
 	}
-	def(&c.ServerName, "irc.localhost")
-	def(&c.Network, "LobbyNet")
-	def(&c.Version, "lobbyircd-0.1")
-	def(&c.Channel, "#lobby")
-	def(&c.OnDuplicate, "reject")
-	dur := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
+	def(&c.ServerName, d.ServerName)
+	def(&c.Network, d.Network)
+	def(&c.Version, d.Version)
+	def(&c.Channel, d.Channel)
+	def(&c.OnDuplicate, d.OnDuplicate)
+	dur := func(v *time.Duration, dv time.Duration) {
+		if *v <= 0 {
+			*v = dv
 		}
 	}
-	dur(&c.Recent, time.Hour)
-	dur(&c.LastSeenFlush, 30*time.Second)
-	dur(&c.WriteTimeout, 30*time.Second)
-	dur(&c.RegTimeout, 60*time.Second)
-	dur(&c.PingInterval, 120*time.Second)
-	dur(&c.PingTimeout, 60*time.Second)
-	dur(&c.FloodKill, 10*time.Second)
-	if c.SilenceLimit <= 0 {
-		c.SilenceLimit = 32
+	dur(&c.Recent, d.Recent)
+	dur(&c.WriteTimeout, d.WriteTimeout)
+	dur(&c.RegTimeout, d.RegTimeout)
+	dur(&c.PingInterval, d.PingInterval)
+	dur(&c.PingTimeout, d.PingTimeout)
+	dur(&c.FloodKill, d.FloodKill)
+	num := func(v *int, dv int) {
+		if *v <= 0 {
+			*v = dv
+		}
 	}
-	if c.MonitorLimit <= 0 {
-		c.MonitorLimit = 100
-	}
-	if c.SendQ <= 0 {
-		c.SendQ = 1 << 20
-	}
+	num(&c.SilenceLimit, d.SilenceLimit)
+	num(&c.MonitorLimit, d.MonitorLimit)
+	num(&c.SendQ, d.SendQ)
+	num(&c.FloodBurst, d.FloodBurst)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -118,32 +130,28 @@ type Server struct {
 	live     atomic.Pointer[Config] // replaced whole on Reload; never mutated
 	log      *slog.Logger
 	accounts *accounts.Accounts
-	store    Store
+	presence Presence
+	mailbox  Mailbox
+	silences Silences
+	bus      Bus
+	node     string
 	created  time.Time
-	channel  *channel
-	deferred deferredFlush // JOIN/PART/QUIT announcements to others wait for it
+	room     *room
+	deferred deferredFlush      // JOIN/PART/QUIT announcements to others wait for it
+	commands map[string]command // the command table; read-only after New
+	stats    stats
 
-	// mail serialises a recipient's login (claim + replay) against
-	// senders deciding between live delivery and storing, so a message
-	// is either queued to the live session or found by the replay.
-	mail [64]sync.RWMutex
-
+	// Lock order: s.mu, then room.mu, then a sendQueue's mu. No lock is
+	// held across a backend call (disk or network).
 	mu        sync.RWMutex
-	users     map[string]*client            // folded nick -> registered client
-	conns     map[*client]struct{}          // every open connection
-	perIP     map[string]int                // open connections per address
-	lastSeen  map[string]time.Time          // folded nick -> when they left
-	seenDirty map[string]struct{}           // accounts that left since the last flush
-	silences  map[string]*silenceList       // folded account -> its list
-	monitors  map[string]map[*client]string // folded target -> watchers
+	sessions  map[string]*client   // folded nick -> this node's registered session
+	conns     map[*client]struct{} // every open connection
+	perIP     map[string]int       // open connections per address
 	listeners map[net.Listener]struct{}
 	poller    *poller // watches idle plaintext connections; nil before Serve
 	noPoller  bool    // this system has none
 	shutdown  bool
 	nextID    uint64
-
-	stats    stats
-	commands map[string]command // the command table; read-only after New
 
 	wg       sync.WaitGroup // connections
 	stop     chan struct{}
@@ -151,24 +159,28 @@ type Server struct {
 	bg       sync.WaitGroup // background loops
 }
 
-// New creates a server. It loads silence lists and last-seen times from
-// the store; it does not listen until Serve.
-func New(cfg Config, acc *accounts.Accounts, st Store) (*Server, error) {
+// New creates a server on the given backends; it does not listen until
+// Serve. The caller closes the backends after Shutdown.
+func New(cfg Config, b Backends) (*Server, error) {
 	cfg.setDefaults()
-	if !validChannelName(cfg.Channel) {
-		return nil, fmt.Errorf("invalid channel name %q", cfg.Channel)
+	if err := ValidChannelName(cfg.Channel); err != nil {
+		return nil, err
+	}
+	if b.Accounts == nil || b.Presence == nil || b.Mailbox == nil || b.Silences == nil || b.Bus == nil {
+		return nil, errors.New("ircd: every backend must be set")
 	}
 	s := &Server{
 		log:       cfg.Logger,
-		accounts:  acc,
-		store:     st,
+		accounts:  b.Accounts,
+		presence:  b.Presence,
+		mailbox:   b.Mailbox,
+		silences:  b.Silences,
+		bus:       b.Bus,
+		node:      b.Node,
 		created:   cfg.Now(),
-		users:     make(map[string]*client),
+		sessions:  make(map[string]*client),
 		conns:     make(map[*client]struct{}),
 		perIP:     make(map[string]int),
-		seenDirty: make(map[string]struct{}),
-		silences:  make(map[string]*silenceList),
-		monitors:  make(map[string]map[*client]string),
 		listeners: make(map[net.Listener]struct{}),
 		stop:      make(chan struct{}),
 		deferred:  deferredFlush{delay: announceDelay},
@@ -181,24 +193,26 @@ func New(cfg Config, acc *accounts.Accounts, st Store) (*Server, error) {
 	for name, cmd := range cfg.extraCommands {
 		s.commands[name] = cmd
 	}
-	s.channel = newChannel(cfg.Channel, cfg.Topic, cfg.ServerName, s.created)
-	seen, err := st.LastSeen()
-	if err != nil {
-		return nil, fmt.Errorf("loading last-seen times: %w", err)
-	}
-	s.lastSeen = seen
-	all, err := st.AllSilences()
-	if err != nil {
-		return nil, fmt.Errorf("loading silence lists: %w", err)
-	}
-	for acct, masks := range all {
-		s.silences[acct] = newSilenceList(masks)
-	}
+	s.room = newRoom(cfg.Channel, cfg.Topic, cfg.ServerName, s.created)
+	b.Bus.Attach(busHandler{s})
 	s.bg.Add(2)
-	go s.lastSeenLoop()
 	go s.timeoutLoop()
+	go s.trimLoop()
 	return s, nil
 }
+
+// ValidChannelName is the one rule for the channel's name, shared by the
+// server and the config check: '#' then 1 to 49 bytes, no space, comma,
+// BEL, NUL, CR or LF.
+func ValidChannelName(name string) error {
+	if len(name) < 2 || len(name) > channelLen || name[0] != '#' || strings.ContainsAny(name, " ,\x07\x00\r\n") {
+		return fmt.Errorf("invalid channel name %q: it must start with '#', have at most %d bytes and no spaces, commas or control characters", name, channelLen)
+	}
+	return nil
+}
+
+// channelLen is ISUPPORT's CHANNELLEN.
+const channelLen = 50
 
 func (s *Server) now() time.Time { return s.conf().Now() }
 
@@ -214,14 +228,9 @@ func (s *Server) Reload(cfg Config) {
 	cfg.ServerName, cfg.Network, cfg.Version = old.ServerName, old.Network, old.Version
 	cfg.Channel, cfg.Topic = old.Channel, old.Topic
 	cfg.Now, cfg.Logger = old.Now, old.Logger
+	cfg.extraCommands = old.extraCommands
 	cfg.setDefaults()
 	s.live.Store(&cfg)
-}
-
-func (s *Server) mailLock(key string) *sync.RWMutex {
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	return &s.mail[h.Sum32()%uint32(len(s.mail))]
 }
 
 // Serve accepts connections on l until Shutdown or an accept error.
@@ -273,9 +282,8 @@ func (s *Server) Serve(l net.Listener) error {
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("ircd: server closed")
 
-// Shutdown stops accepting, tells every client, waits for their queues to
-// drain (or ctx to end), records everyone's last-seen time and closes the
-// store.
+// Shutdown stops accepting, tells every client, and waits for their
+// queues to drain (or ctx to end) and their sessions to be released.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopOnce.Do(func() { close(s.stop) })
 	s.mu.Lock()
@@ -308,179 +316,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if p != nil {
 		p.close()
 	}
-	s.flushLastSeen()
-	if cerr := s.store.Close(); err == nil {
-		err = cerr
-	}
 	return err
 }
 
-// lastSeenLoop persists "now" for every online user periodically, so that
-// after a crash WHOLASTHR still counts them as seen at about that moment.
-func (s *Server) lastSeenLoop() {
-	defer s.bg.Done()
-	t := time.NewTicker(s.conf().LastSeenFlush)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			s.flushLastSeen()
-		}
-	}
-}
-
-// timeoutLoop enforces registration and ping timeouts for every
-// connection. One sweep replaces a read deadline per connection: polled
-// clients have no blocked read to time out, and re-arming a deadline on
-// every line cost more than this loop does.
-func (s *Server) timeoutLoop() {
-	defer s.bg.Done()
-	var conns []*client
-	trim := burstTrim{free: func() {
-		t0 := time.Now()
-		// Two collections: sync.Pool keeps what it held (the flushers'
-		// 32 KB buffers, thousands of them in a storm) for one more.
-		runtime.GC()
-		debug.FreeOSMemory()
-		s.log.Info("returned memory to the OS after a burst of logins", "took", time.Since(t0).Round(time.Millisecond))
-	}}
-	for {
-		cfg := s.conf()
-		// A tick of a quarter of the shortest timeout keeps each one
-		// within 25% late.
-		tick := min(cfg.RegTimeout, cfg.PingInterval, cfg.PingTimeout) / 4
-		tick = max(min(tick, time.Second), 5*time.Millisecond)
-		t := time.NewTimer(tick)
-		select {
-		case <-s.stop:
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		s.mu.RLock()
-		for c := range s.conns {
-			conns = append(conns, c)
-		}
-		s.mu.RUnlock()
-		now := time.Now().UnixNano()
-		for _, c := range conns {
-			c.checkTimeouts(cfg, now)
-		}
-		drained := func() bool {
-			total, busy := 0, 0
-			for _, c := range conns {
-				n, b := c.out.backlog()
-				total += n
-				if b {
-					busy++
-				}
-			}
-			return total+busy*flushBufSize < trimBacklog
-		}
-		trim.check(s.stats.logins.Load(), time.Now(), drained)
-		clear(conns) // do not keep departed clients alive
-		conns = conns[:0]
-	}
-}
-
-// burstTrim hands memory back to the OS once a burst of logins has
-// settled: no login for a second and the replies it caused written out
-// (a storm's NAMES replies can take seconds to reach slow readers). The
-// burst leaves the heap at twice its peak, and an idle server allocates
-// nothing, so the runtime would not collect and return that memory until
-// its two-minute forced GC.
-type burstTrim struct {
-	seen       uint64 // logins counted at the last check
-	quietSince time.Time
-	trimmedAt  uint64    // logins counted at the last trim
-	lastTrim   time.Time // when it was
-	free       func()    // collects and returns memory
-}
-
-const (
-	trimBacklog = 1 << 20          // bytes queued or being written, a busy flusher's buffer included, that count as drained
-	trimBurst   = 1000             // logins since the last trim that make a burst
-	trimQuiet   = time.Second      // ...followed by this long without one
-	trimAgain   = 10 * time.Second // logins this soon after a trim continue its burst
-)
-
-func (b *burstTrim) check(logins uint64, now time.Time, drained func() bool) {
-	if logins != b.seen {
-		b.seen, b.quietSince = logins, now
-		return
-	}
-	if now.Sub(b.quietSince) < trimQuiet || logins == b.trimmedAt {
-		return
-	}
-	// A pause inside a storm can trigger a trim with the storm not over;
-	// the logins after it then belong to that burst, however few.
-	burst := logins-b.trimmedAt >= trimBurst || b.quietSince.Sub(b.lastTrim) < trimAgain
-	if burst && drained() {
-		b.trimmedAt, b.lastTrim = logins, now
-		b.free()
-	}
-}
-
-// flushLastSeen persists, in one transaction, "now" for everyone online
-// and the departure time of everyone who left since the last flush.
-// Departures are batched rather than written one fsync each, so 10,000
-// users dropping at once cost one write; a crash loses at most one
-// LastSeenFlush period of them, and those users were persisted as online
-// at most that long before.
-func (s *Server) flushLastSeen() {
-	now := s.now()
-	s.mu.Lock()
-	seen := make(map[string]time.Time, len(s.users)+len(s.seenDirty))
-	for key, c := range s.users {
-		if c.account != "" {
-			seen[key] = now
-		}
-	}
-	for key := range s.seenDirty {
-		if at, ok := s.lastSeen[key]; ok {
-			seen[key] = at
-		}
-	}
-	clear(s.seenDirty)
-	s.mu.Unlock()
-	if len(seen) == 0 {
-		return
-	}
-	if err := s.store.SetLastSeen(seen); err != nil {
-		s.log.Error("persisting last-seen times", "err", err)
-		s.mu.Lock()
-		for key := range seen {
-			if _, online := s.users[key]; !online {
-				s.seenDirty[key] = struct{}{} // try again next time
-			}
-		}
-		s.mu.Unlock()
-	}
-}
-
-// lookup returns the registered client using nick, if any.
-func (s *Server) lookup(nick string) *client {
+// session returns this node's registered session of nick, if any.
+func (s *Server) session(nick string) *client {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.users[accounts.Fold(nick)]
+	return s.sessions[accounts.Fold(nick)]
 }
 
-// onlineCount returns how many users are logged in.
-func (s *Server) onlineCount() int {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return len(s.users)
-}
-
-// AccountsChanged ends the sessions of accounts that no longer exist,
-// after the users file was reloaded.
+// AccountsChanged ends this node's sessions of accounts that no longer
+// exist, after the users file was reloaded.
 func (s *Server) AccountsChanged() {
 	db := s.accounts.DB()
 	s.mu.RLock()
 	var gone []*client
-	for _, c := range s.users {
+	for _, c := range s.sessions {
 		if _, ok := db.Lookup(c.account); c.account != "" && !ok {
 			gone = append(gone, c)
 		}
@@ -500,7 +352,7 @@ type stats struct {
 // Stats is a snapshot of the server's counters and gauges, for metrics.
 type Stats struct {
 	Connections      int    // open connections now
-	LoggedIn         int    // registered users now
+	LoggedIn         int    // registered users on this node now
 	ConnectionsTotal uint64 // accepted since start
 	Refused          uint64 // refused by max_clients / max_per_ip
 	Logins           uint64
@@ -515,7 +367,7 @@ type Stats struct {
 // Stats returns the current counters.
 func (s *Server) Stats() Stats {
 	s.mu.RLock()
-	conns, users := len(s.conns), len(s.users)
+	conns, users := len(s.conns), len(s.sessions)
 	s.mu.RUnlock()
 	st := &s.stats
 	return Stats{

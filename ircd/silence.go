@@ -36,17 +36,6 @@ func (l *silenceList) matches(prefix string) bool {
 	return false
 }
 
-// silences reports whether c has silenced sender.
-func (c *client) silences(sender *client) bool {
-	return c.silence.Load().matches(sender.prefix)
-}
-
-// silencedBy reports whether the account key has silenced from, online or
-// not. Callers hold s.mu (read).
-func (s *Server) silencedBy(key string, from *client) bool {
-	return s.silences[key].matches(from.prefix)
-}
-
 // normalizeMask turns what a user typed into a full nick!user@host mask:
 // a bare nick means nick!*@*, as ircu does.
 func normalizeMask(m string) string {
@@ -125,7 +114,7 @@ func (c *client) changeSilence(arg string) bool {
 	}
 	mask := normalizeMask(arg)
 	// Only this client's goroutine changes its own list (one session per
-	// account), so read-modify-write needs no lock beyond the map's.
+	// account), so read-modify-write needs no lock.
 	cur := c.silence.Load().list()
 	if add {
 		if slices.Contains(cur, mask) {
@@ -136,7 +125,10 @@ func (c *client) changeSilence(arg string) bool {
 			c.reply(errSileListFull, mask, "Your silence list is full")
 			return false
 		}
-		if _, err := s.store.AddSilence(c.key, mask); err != nil {
+		ctx, cancel := backendCtx()
+		_, err := s.silences.AddSilence(ctx, c.key, mask)
+		cancel()
+		if err != nil {
 			s.log.Error("saving silence list", "account", c.account, "err", err)
 			c.notice("Could not save your silence list; please try again")
 			return false
@@ -150,7 +142,10 @@ func (c *client) changeSilence(arg string) bool {
 		c.reply(errNotSilenced, mask, "That mask is not on your silence list")
 		return false
 	}
-	if _, err := s.store.RemoveSilence(c.key, mask); err != nil {
+	ctx, cancel := backendCtx()
+	_, err := s.silences.RemoveSilence(ctx, c.key, mask)
+	cancel()
+	if err != nil {
 		s.log.Error("saving silence list", "account", c.account, "err", err)
 		c.notice("Could not save your silence list; please try again")
 		return false
@@ -160,11 +155,4 @@ func (c *client) changeSilence(arg string) bool {
 	return true
 }
 
-func (c *client) setSilences(masks []string) {
-	l := newSilenceList(masks)
-	s := c.srv
-	s.mu.Lock()
-	s.silences[c.key] = l
-	s.mu.Unlock()
-	c.silence.Store(l)
-}
+func (c *client) setSilences(masks []string) { c.silence.Store(newSilenceList(masks)) }

@@ -51,7 +51,7 @@ func TestSilencedPrivateMessagesDropped(t *testing.T) {
 	// Offline: the same 301 as anyone gets, but nothing stored.
 	bob.send("PRIVMSG alice :stored?")
 	bob.expect(` 301 bob alice :alice is offline; your message will be delivered when they log in$`)
-	if n, _ := ts.store.PendingCount("alice"); n != 0 {
+	if n, _ := ts.pending("alice"); n != 0 {
 		t.Fatalf("silenced message stored: %d", n)
 	}
 }
@@ -97,4 +97,3 @@ func TestSilencePersistsAcrossReconnectAndRestart(t *testing.T) {
 	carol.send("PRIVMSG #lobby :channel after restart")
 	alice.expectNone(`after restart`)
 }
-

@@ -11,22 +11,19 @@ import (
 // Numerics that gopkg.in/irc.v4 leaves out of its constant table (it only
 // exports the RFC ones; these are the ircu/IRCv3 additions clients expect).
 const (
-	rplLocalUsers      = "265"
-	rplGlobalUsers     = "266"
-	rplCreationTime    = "329"
-	rplWhoisAccount    = "330"
-	rplTopicWhoTime    = "333"
-	rplSileList        = "271"
-	rplEndOfSileList   = "272"
-	errInputTooLong    = "417"
-	errCantChangeNick  = "447"
-	errSileListFull    = "511"
-	errCantSendToUser  = "531"
-	errNotSilenced     = "952"
-	rplWhoisActually   = "338"
-	rplWhoisHost       = "378"
-	errUnknownSubcmd   = "410"
-	rplISupportVersion = "005"
+	rplLocalUsers     = "265"
+	rplGlobalUsers    = "266"
+	rplCreationTime   = "329"
+	rplWhoisAccount   = "330"
+	rplTopicWhoTime   = "333"
+	rplSileList       = "271"
+	rplEndOfSileList  = "272"
+	errInputTooLong   = "417"
+	errCantChangeNick = "447"
+	errSileListFull   = "511"
+	errCantSendToUser = "531"
+	errNotSilenced    = "952"
+	errUnknownSubcmd  = "410"
 )
 
 // Line bounds from IRCv3 message-tags: 512 bytes for the message itself
@@ -36,6 +33,7 @@ const (
 // takes whole lines up to the full bound, so a client over its share gets
 // 417 instead of being cut off.
 const (
+	awayLen          = 200 // ISUPPORT AWAYLEN
 	maxMessageLen    = 512
 	maxTagsLen       = 8191
 	maxClientTagsLen = 4094

@@ -333,7 +333,7 @@ func TestSalvage(t *testing.T) {
 		t.Fatalf("silences = %q, %v", sil, err)
 	}
 	seen, err := s.LastSeen()
-	if err != nil || len(seen) != len(f.seen) || !seen["user7"].Equal(f.seen["user7"]) {
+	if err != nil || len(seen) != len(f.seen) || !seen["user7"].At.Equal(f.seen["user7"]) {
 		t.Fatalf("last seen = %d entries, %v", len(seen), err)
 	}
 	// Sequences were kept: new IDs continue after the old ones.
@@ -341,7 +341,7 @@ func TestSalvage(t *testing.T) {
 		t.Fatalf("new ID after salvage = %d, want %d", m.ID, last.ID+1)
 	}
 	// Acks keep working on the salvaged mailbox.
-	if err := s.Ack("bob", last.ID); err != nil {
+	if err := s.Ack(ctx, "bob", last.ID); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := s.PendingCount("bob"); n != 1 {

@@ -66,7 +66,7 @@ func fillStore(t *testing.T, path string) fixture {
 	f.silences = map[string][]string{"bob": {"spam!*@*", "eve!*@*"}, "carol": {"*!*@10.0.0.*"}}
 	for acct, masks := range f.silences {
 		for _, m := range masks {
-			if _, err := s.AddSilence(acct, m); err != nil {
+			if _, err := s.AddSilence(ctx, acct, m); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -75,7 +75,7 @@ func fillStore(t *testing.T, path string) fixture {
 	for i := range 50 {
 		f.seen[fmt.Sprint("user", i)] = when.Add(time.Duration(i) * time.Minute)
 	}
-	if err := s.SetLastSeen(f.seen); err != nil {
+	if err := s.SetLastSeen(seenAt(f.seen)); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -104,7 +104,7 @@ func TestBadRecordMidMailbox(t *testing.T) {
 		t.Fatalf("log = %q; want mailbox and id, no message text", line)
 	}
 
-	if err := s.Ack("bob", m3.ID); err != nil {
+	if err := s.Ack(ctx, "bob", m3.ID); err != nil {
 		t.Fatalf("Ack past the bad record: %v", err)
 	}
 	if msgs := mustPending(t, s, "bob"); len(msgs) != 1 || msgs[0].ID != m4.ID {
@@ -120,7 +120,7 @@ func TestBadRecordMidMailbox(t *testing.T) {
 	if msgs := mustPending(t, s, "bob"); len(msgs) != 1 || msgs[0].ID != m4.ID {
 		t.Fatalf("Pending = %+v, want only id 4", msgs)
 	}
-	if err := s.Ack("bob", m4.ID); err != nil {
+	if err := s.Ack(ctx, "bob", m4.ID); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := s.PendingCount("bob"); err != nil || n != 0 {
@@ -135,21 +135,21 @@ func TestBadRecordMidMailbox(t *testing.T) {
 func TestDamagedSilenceAndLastSeen(t *testing.T) {
 	s := newTestStore(t, Options{})
 	for _, m := range []string{"a!*@*", "b!*@*", "c!*@*"} {
-		if _, err := s.AddSilence("bob", m); err != nil {
+		if _, err := s.AddSilence(ctx, "bob", m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.AddSilence("carol", "x!*@*"); err != nil {
+	if _, err := s.AddSilence(ctx, "carol", "x!*@*"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetLastSeen(map[string]time.Time{"bob": time.Unix(100, 0), "carol": time.Unix(200, 0)}); err != nil {
+	if err := s.SetLastSeen(seenAt(map[string]time.Time{"bob": time.Unix(100, 0), "carol": time.Unix(200, 0)})); err != nil {
 		t.Fatal(err)
 	}
 	rawPut(t, s, [][]byte{bucketSilence, []byte("bob")}, []byte("a!*@*"), []byte{1, 2, 3})
 	rawPut(t, s, [][]byte{bucketSilence}, []byte("notalist"), []byte("x"))
 	rawPut(t, s, [][]byte{bucketLastSeen}, []byte("bob"), []byte{1})
 
-	if got, err := s.Silences("bob"); err != nil || strings.Join(got, " ") != "b!*@* c!*@* a!*@*" {
+	if got, err := s.Silences(ctx, "bob"); err != nil || strings.Join(got, " ") != "b!*@* c!*@* a!*@*" {
 		t.Fatalf("Silences = %q, %v; want the damaged entry kept, last", got, err)
 	}
 	all, err := s.AllSilences()
@@ -157,7 +157,7 @@ func TestDamagedSilenceAndLastSeen(t *testing.T) {
 		t.Fatalf("AllSilences = %q, %v", all, err)
 	}
 	seen, err := s.LastSeen()
-	if err != nil || len(seen) != 1 || !seen["carol"].Equal(time.Unix(200, 0)) {
+	if err != nil || len(seen) != 1 || !seen["carol"].At.Equal(time.Unix(200, 0)) {
 		t.Fatalf("LastSeen = %v, %v; want carol only", seen, err)
 	}
 	if s.CorruptRecords() == 0 {
@@ -224,27 +224,27 @@ func callAll(s *Store, keys []string) (errs int) {
 		}
 	}
 	for _, k := range keys {
-		msgs, err := s.Pending(k)
+		msgs, err := s.Pending(ctx, k)
 		count(err)
 		if len(msgs) > 0 {
-			count(s.Ack(k, msgs[0].ID))
+			count(s.Ack(ctx, k, msgs[0].ID))
 		}
 		_, err = s.PendingCount(k)
 		count(err)
-		_, err = s.Append(k, Message{From: "x!y@z", Command: "PRIVMSG", Text: "after", Sender: "x"})
+		_, err = s.Append(ctx, k, Message{From: "x!y@z", Command: "PRIVMSG", Text: "after", Sender: "x"})
 		count(err)
-		_, err = s.Silences(k)
+		_, err = s.Silences(ctx, k)
 		count(err)
-		_, err = s.AddSilence(k, "new!*@*")
+		_, err = s.AddSilence(ctx, k, "new!*@*")
 		count(err)
-		_, err = s.RemoveSilence(k, "spam!*@*")
+		_, err = s.RemoveSilence(ctx, k, "spam!*@*")
 		count(err)
 	}
 	_, err := s.AllSilences()
 	count(err)
 	_, err = s.LastSeen()
 	count(err)
-	count(s.SetLastSeen(map[string]time.Time{"user1": time.Now()}))
+	count(s.SetLastSeen(seenAt(map[string]time.Time{"user1": time.Now()})))
 	s.SetMailboxLimit(5)
 	s.SetMailboxPerSender(5)
 	_ = s.CorruptRecords()
@@ -266,7 +266,7 @@ func TestFaultsBecomeErrors(t *testing.T) {
 	if err := os.Truncate(path, 8192); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Pending("bob"); err == nil {
+	if _, err := s.Pending(ctx, "bob"); err == nil {
 		t.Fatal("Pending read a truncated file without error")
 	}
 	if errs := callEverything(t, s, fixtureKeys); errs == 0 {
@@ -321,7 +321,7 @@ func TestPendingReadsPastBrokenLeaf(t *testing.T) {
 	defer s.Close()
 	zeroPagesWith(t, path, os.Getpagesize(), bobText(200))
 
-	msgs, err := s.Pending("bob")
+	msgs, err := s.Pending(ctx, "bob")
 	if err != nil {
 		t.Fatalf("Pending: %v", err)
 	}

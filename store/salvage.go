@@ -141,7 +141,7 @@ func (w *salvager) value(path []string, k, v []byte) {
 		}
 		w.keys, w.vals = append(w.keys, slices.Clone(k)), append(w.vals, slices.Clone(v))
 	case len(path) == 1 && path[0] == string(bucketLastSeen):
-		if len(v) != 8 {
+		if _, err := decodeSeen(v); err != nil {
 			w.r.LastSeenSkipped++
 			return
 		}

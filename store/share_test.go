@@ -10,18 +10,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lobbychat/ircd/state"
 	bolt "go.etcd.io/bbolt"
 )
 
 func appendFrom(s *Store, to, sender string) (Message, error) {
-	return s.Append(to, Message{From: sender + "!u@h", Command: "PRIVMSG", Text: "hi", Sender: sender})
+	return s.Append(ctx, to, Message{From: sender + "!u@h", Command: "PRIVMSG", Text: "hi", Sender: sender})
 }
 
 func wantShareFull(t *testing.T, s *Store, to, sender string) {
 	t.Helper()
 	_, err := appendFrom(s, to, sender)
-	if !errors.Is(err, ErrSenderShareFull) || errors.Is(err, ErrMailboxFull) {
-		t.Fatalf("Append from %s to %s: err = %v, want ErrSenderShareFull only", sender, to, err)
+	if !errors.Is(err, state.ErrSenderShareFull) || errors.Is(err, state.ErrMailboxFull) {
+		t.Fatalf("Append from %s to %s: err = %v, want state.ErrSenderShareFull only", sender, to, err)
 	}
 }
 
@@ -52,7 +53,7 @@ func TestSenderShare(t *testing.T) {
 		t.Fatalf("PendingCount = %d, want 7", n)
 	}
 
-	if err := s.Ack("bob", first.ID); err != nil {
+	if err := s.Ack(ctx, "bob", first.ID); err != nil {
 		t.Fatal(err)
 	}
 	mustAppendFrom(t, s, "bob", "alice")
@@ -61,8 +62,8 @@ func TestSenderShare(t *testing.T) {
 	s.SetMailboxPerSender(3)
 	mustAppendFrom(t, s, "bob", "alice") // mailbox now holds 8
 	// The mailbox limit still applies to a sender within their share.
-	if _, err := appendFrom(s, "bob", "dave"); !errors.Is(err, ErrMailboxFull) {
-		t.Fatalf("Append to a full mailbox: err = %v, want ErrMailboxFull", err)
+	if _, err := appendFrom(s, "bob", "dave"); !errors.Is(err, state.ErrMailboxFull) {
+		t.Fatalf("Append to a full mailbox: err = %v, want state.ErrMailboxFull", err)
 	}
 	s.SetMailboxLimit(0)
 	s.SetMailboxPerSender(0)
@@ -91,7 +92,7 @@ func TestSenderShareSurvivesRestart(t *testing.T) {
 	if len(msgs) != 2 || msgs[0].Sender != "alice" {
 		t.Fatalf("Pending = %+v", msgs)
 	}
-	if err := s.Ack("bob", last.ID); err != nil {
+	if err := s.Ack(ctx, "bob", last.ID); err != nil {
 		t.Fatal(err)
 	}
 	mustAppendFrom(t, s, "bob", "alice")
@@ -169,7 +170,7 @@ func TestSenderShareLegacyDatabase(t *testing.T) {
 	wantShareFull(t, s, "bob", "carol")
 
 	// Acking legacy records gives their senders' shares back.
-	if err := s.Ack("bob", msgs[2].ID); err != nil {
+	if err := s.Ack(ctx, "bob", msgs[2].ID); err != nil {
 		t.Fatal(err)
 	}
 	mustAppendFrom(t, s, "bob", "alice")
@@ -192,7 +193,7 @@ func TestSenderShareConcurrent(t *testing.T) {
 			switch {
 			case err == nil:
 				ok.Add(1)
-			case errors.Is(err, ErrSenderShareFull):
+			case errors.Is(err, state.ErrSenderShareFull):
 				full.Add(1)
 			default:
 				t.Error(err)
@@ -217,12 +218,12 @@ func TestSenderCountsRebuiltAfterUndecodableAck(t *testing.T) {
 	putRaw(t, s, "bob", idKey(2), []byte{msgVersion, 0xff})
 	third := mustAppendFrom(t, s, "bob", "alice")
 	wantShareFull(t, s, "bob", "alice")
-	if err := s.Ack("bob", 2); err != nil {
+	if err := s.Ack(ctx, "bob", 2); err != nil {
 		t.Fatal(err)
 	}
 	mustAppendFrom(t, s, "bob", "alice")
 	wantShareFull(t, s, "bob", "alice")
-	if err := s.Ack("bob", third.ID); err != nil {
+	if err := s.Ack(ctx, "bob", third.ID); err != nil {
 		t.Fatal(err)
 	}
 	mustAppendFrom(t, s, "bob", "alice")
@@ -240,7 +241,7 @@ func BenchmarkAppendParallelSender(b *testing.B) {
 		to, from := fmt.Sprintf("user%d", n%16), fmt.Sprintf("sender%d", n%7)
 		m := Message{From: from + "!u@h", Command: "PRIVMSG", Text: "hello there", Time: time.Now(), Sender: from}
 		for pb.Next() {
-			if _, err := s.Append(to, m); err != nil {
+			if _, err := s.Append(ctx, to, m); err != nil {
 				b.Error(err)
 				return
 			}

@@ -8,6 +8,7 @@ package store
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -24,16 +25,14 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/lobbychat/ircd/state"
 )
 
-// ErrMailboxFull is returned by Append when the recipient's mailbox already
-// holds the configured maximum number of messages.
-var ErrMailboxFull = errors.New("store: mailbox full")
-
-// ErrSenderShareFull is returned by Append when the message's Sender already
-// has MailboxPerSender messages waiting in the recipient's mailbox, so that
-// one sender cannot fill a mailbox and shut everyone else out of it.
-var ErrSenderShareFull = errors.New("store: sender's share of the mailbox is full")
+// Append fails with state.state.ErrMailboxFull when the recipient's mailbox
+// holds MailboxLimit messages, and with state.state.ErrSenderShareFull when the
+// message's Sender already has MailboxPerSender messages waiting there, so
+// that one sender cannot fill a mailbox and shut everyone else out of it.
 
 // errCorrupt marks damaged data: values that could not be decoded, and
 // bbolt panics or memory faults met reading a damaged page. Callers can
@@ -57,19 +56,12 @@ var (
 // the write lock, so a short delay still groups well.
 const batchDelay = 2 * time.Millisecond
 
-// Message is one stored offline message.
-type Message struct {
-	ID      uint64 // assigned by Append; increasing per mailbox
-	From    string // sender's display name
-	Command string // e.g. "PRIVMSG" or "NOTICE"; opaque to the store
-	Text    string
-	Time    time.Time // original send time, stored as UTC
-	// Sender is the sending account, case-folded, whose share of the
-	// mailbox the message counts against; "" counts against no share.
-	// Records stored before this field existed read back with the nick
-	// of From, folded, which is what the server used as the account.
-	Sender string
-}
+// Message is one stored offline message (state.Message). Its Sender is
+// the sending account, case-folded, whose share of the mailbox it counts
+// against ("" counts against none); records stored before that field
+// existed read back with the nick of From, folded, which is what the
+// server used as the account.
+type Message = state.Message
 
 // Options configure Open.
 type Options struct {
@@ -309,9 +301,12 @@ func (s *Store) SetMailboxPerSender(n int) {
 }
 
 // Append durably stores m in to's mailbox and returns it with its ID set.
-// It refuses with ErrSenderShareFull when m.Sender already has its share of
-// the mailbox waiting, and with ErrMailboxFull when the mailbox is full.
-func (s *Store) Append(to string, m Message) (Message, error) {
+// It refuses with state.ErrSenderShareFull when m.Sender already has its share of
+// the mailbox waiting, and with state.ErrMailboxFull when the mailbox is full.
+func (s *Store) Append(ctx context.Context, to string, m Message) (Message, error) {
+	if err := ctx.Err(); err != nil {
+		return Message{}, err
+	}
 	if to == "" {
 		return Message{}, errors.New("store: empty recipient")
 	}
@@ -385,10 +380,10 @@ func (s *Store) Append(to string, m Message) (Message, error) {
 		return Message{}, err
 	}
 	if shareFull {
-		return Message{}, ErrSenderShareFull
+		return Message{}, state.ErrSenderShareFull
 	}
 	if full {
-		return Message{}, ErrMailboxFull
+		return Message{}, state.ErrMailboxFull
 	}
 	m.ID = id
 	return m, nil
@@ -447,7 +442,10 @@ func putCount(b *bolt.Bucket, sender string, n uint64) error {
 // Pending returns to's stored messages, oldest first. Damaged records are
 // skipped (and counted and logged), never returned or made an error: one
 // bad record must not keep the others from being delivered.
-func (s *Store) Pending(to string) ([]Message, error) {
+func (s *Store) Pending(ctx context.Context, to string) ([]Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	var msgs []Message
 	err := s.view("pending "+strconv.Quote(to), func(tx *bolt.Tx) error {
 		msgs = nil
@@ -549,7 +547,10 @@ func (s *Store) seekEach(to string, b *bolt.Bucket, next uint64, known bool, cau
 // Empty mailboxes are kept rather than deleted: deleting one would reset
 // its ID sequence, and a late or repeated Ack could then delete new
 // messages that reused old IDs.
-func (s *Store) Ack(to string, upTo uint64) error {
+func (s *Store) Ack(ctx context.Context, to string, upTo uint64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	return s.update("ack "+strconv.Quote(to), func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketMail).Bucket([]byte(to))
 		if b == nil {
@@ -659,7 +660,10 @@ func (s *Store) healSequence(to string, b *bolt.Bucket) error {
 
 // AddSilence adds mask to account's silence list; added is false if it was
 // already there.
-func (s *Store) AddSilence(account, mask string) (added bool, err error) {
+func (s *Store) AddSilence(ctx context.Context, account, mask string) (added bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
 	err = s.update("add silence", func(tx *bolt.Tx) error {
 		added = false
 		b, err := tx.Bucket(bucketSilence).CreateBucketIfNotExists([]byte(account))
@@ -686,7 +690,10 @@ func (s *Store) AddSilence(account, mask string) (added bool, err error) {
 
 // RemoveSilence removes mask from account's silence list; removed is false
 // if it was not there.
-func (s *Store) RemoveSilence(account, mask string) (removed bool, err error) {
+func (s *Store) RemoveSilence(ctx context.Context, account, mask string) (removed bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
 	err = s.update("remove silence", func(tx *bolt.Tx) error {
 		removed = false
 		parent := tx.Bucket(bucketSilence)
@@ -709,7 +716,10 @@ func (s *Store) RemoveSilence(account, mask string) (removed bool, err error) {
 }
 
 // Silences returns account's silence masks in insertion order.
-func (s *Store) Silences(account string) ([]string, error) {
+func (s *Store) Silences(ctx context.Context, account string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	var masks []string
 	err := s.view("silences", func(tx *bolt.Tx) error {
 		masks = nil
@@ -783,18 +793,17 @@ func (s *Store) readSilences(account string, b *bolt.Bucket) []string {
 	return masks
 }
 
-// SetLastSeen records the given times in a single transaction, so a
-// periodic snapshot of every online account costs one fsync.
-func (s *Store) SetLastSeen(seen map[string]time.Time) error {
+// SetLastSeen records the given last-seen records in a single
+// transaction, so a periodic snapshot of every online account costs one
+// fsync.
+func (s *Store) SetLastSeen(seen map[string]state.Seen) error {
 	if len(seen) == 0 {
 		return nil
 	}
 	return s.update("set last seen", func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLastSeen)
-		for account, t := range seen {
-			v := make([]byte, 8)
-			binary.BigEndian.PutUint64(v, uint64(t.UnixNano()))
-			if err := b.Put([]byte(account), v); err != nil {
+		for account, sn := range seen {
+			if err := b.Put([]byte(account), encodeSeen(sn)); err != nil {
 				return fmt.Errorf("account %q: %w", account, err)
 			}
 		}
@@ -802,17 +811,18 @@ func (s *Store) SetLastSeen(seen map[string]time.Time) error {
 	})
 }
 
-// LastSeen returns every recorded last-seen time, in UTC.
-func (s *Store) LastSeen() (map[string]time.Time, error) {
-	var seen map[string]time.Time
+// LastSeen returns every last-seen record, times in UTC.
+func (s *Store) LastSeen() (map[string]state.Seen, error) {
+	var seen map[string]state.Seen
 	err := s.view("last seen", func(tx *bolt.Tx) error {
-		seen = make(map[string]time.Time)
+		seen = make(map[string]state.Seen)
 		return tx.Bucket(bucketLastSeen).ForEach(func(k, v []byte) error {
-			if len(v) != 8 {
-				s.damaged("skipped a damaged last-seen time", "account", string(k), "bytes", len(v))
+			sn, err := decodeSeen(v)
+			if err != nil {
+				s.damaged("skipped a damaged last-seen record", "account", string(k), "bytes", len(v))
 				return nil
 			}
-			seen[string(k)] = time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC()
+			seen[string(k)] = sn
 			return nil
 		})
 	})
@@ -820,6 +830,41 @@ func (s *Store) LastSeen() (map[string]time.Time, error) {
 		return nil, err
 	}
 	return seen, nil
+}
+
+// encodeSeen: the time (big-endian UnixNano, all that records written
+// before the details were kept hold), then uvarint-length-prefixed nick,
+// user, host and realname.
+func encodeSeen(sn state.Seen) []byte {
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+4+len(sn.Nick)+len(sn.User)+len(sn.Host)+len(sn.Realname)), uint64(sn.At.UnixNano()))
+	for _, f := range []string{sn.Nick, sn.User, sn.Host, sn.Realname} {
+		v = binary.AppendUvarint(v, uint64(len(f)))
+		v = append(v, f...)
+	}
+	return v
+}
+
+func decodeSeen(v []byte) (state.Seen, error) {
+	if len(v) < 8 {
+		return state.Seen{}, fmt.Errorf("%w: last-seen record of %d bytes", errCorrupt, len(v))
+	}
+	sn := state.Seen{At: time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC()}
+	rest := v[8:]
+	if len(rest) == 0 {
+		return sn, nil
+	}
+	for _, dst := range []*string{&sn.Nick, &sn.User, &sn.Host, &sn.Realname} {
+		n, w := binary.Uvarint(rest)
+		if w <= 0 || n > uint64(len(rest)-w) {
+			return state.Seen{}, fmt.Errorf("%w: damaged last-seen record", errCorrupt)
+		}
+		*dst = string(rest[w : w+int(n)])
+		rest = rest[w+int(n):]
+	}
+	if len(rest) != 0 {
+		return state.Seen{}, fmt.Errorf("%w: damaged last-seen record", errCorrupt)
+	}
+	return sn, nil
 }
 
 // idKey encodes big-endian so byte order of keys equals numeric order.

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lobbychat/ircd/state"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -34,7 +35,7 @@ func newTestStore(t testing.TB, opts Options) *Store {
 
 func mustAppend(t *testing.T, s *Store, to string, m Message) Message {
 	t.Helper()
-	got, err := s.Append(to, m)
+	got, err := s.Append(ctx, to, m)
 	if err != nil {
 		t.Fatalf("Append(%q): %v", to, err)
 	}
@@ -43,7 +44,7 @@ func mustAppend(t *testing.T, s *Store, to string, m Message) Message {
 
 func mustPending(t *testing.T, s *Store, to string) []Message {
 	t.Helper()
-	msgs, err := s.Pending(to)
+	msgs, err := s.Pending(ctx, to)
 	if err != nil {
 		t.Fatalf("Pending(%q): %v", to, err)
 	}
@@ -93,7 +94,7 @@ func TestAppendPendingAck(t *testing.T) {
 		t.Errorf("PendingCount = %d, %v; want 3", n, err)
 	}
 
-	if err := s.Ack("dave", got[1].ID); err != nil {
+	if err := s.Ack(ctx, "dave", got[1].ID); err != nil {
 		t.Fatal(err)
 	}
 	left := mustPending(t, s, "dave")
@@ -104,7 +105,7 @@ func TestAppendPendingAck(t *testing.T) {
 	// A message arriving between replay and Ack must survive the Ack.
 	snapshot := mustPending(t, s, "dave")
 	late := mustAppend(t, s, "dave", Message{From: "Frank", Command: "PRIVMSG", Text: "late"})
-	if err := s.Ack("dave", snapshot[len(snapshot)-1].ID); err != nil {
+	if err := s.Ack(ctx, "dave", snapshot[len(snapshot)-1].ID); err != nil {
 		t.Fatal(err)
 	}
 	left = mustPending(t, s, "dave")
@@ -114,7 +115,7 @@ func TestAppendPendingAck(t *testing.T) {
 
 	// Emptying the mailbox must not let IDs restart, or a stale Ack
 	// could delete new messages.
-	if err := s.Ack("dave", late.ID); err != nil {
+	if err := s.Ack(ctx, "dave", late.ID); err != nil {
 		t.Fatal(err)
 	}
 	next := mustAppend(t, s, "dave", Message{Text: "after empty"})
@@ -130,7 +131,7 @@ func TestAppendPendingAck(t *testing.T) {
 	if msgs := mustPending(t, s, "nobody"); len(msgs) != 0 {
 		t.Errorf("unknown mailbox pending = %+v", msgs)
 	}
-	if err := s.Ack("nobody", 10); err != nil {
+	if err := s.Ack(ctx, "nobody", 10); err != nil {
 		t.Errorf("Ack on unknown mailbox: %v", err)
 	}
 }
@@ -139,26 +140,26 @@ func TestMailboxLimit(t *testing.T) {
 	s := newTestStore(t, Options{MailboxLimit: 2})
 	a := mustAppend(t, s, "bob", Message{Text: "1"})
 	mustAppend(t, s, "bob", Message{Text: "2"})
-	if _, err := s.Append("bob", Message{Text: "3"}); !errors.Is(err, ErrMailboxFull) {
-		t.Fatalf("third Append err = %v, want ErrMailboxFull", err)
+	if _, err := s.Append(ctx, "bob", Message{Text: "3"}); !errors.Is(err, state.ErrMailboxFull) {
+		t.Fatalf("third Append err = %v, want state.ErrMailboxFull", err)
 	}
 	if msgs := mustPending(t, s, "bob"); len(msgs) != 2 || msgs[1].Text != "2" {
 		t.Fatalf("pending after full = %+v", msgs)
 	}
 	mustAppend(t, s, "carol", Message{Text: "other mailbox has its own limit"})
 
-	if err := s.Ack("bob", a.ID); err != nil {
+	if err := s.Ack(ctx, "bob", a.ID); err != nil {
 		t.Fatal(err)
 	}
 	mustAppend(t, s, "bob", Message{Text: "3"})
-	if _, err := s.Append("bob", Message{Text: "4"}); !errors.Is(err, ErrMailboxFull) {
-		t.Fatalf("Append after refill err = %v, want ErrMailboxFull", err)
+	if _, err := s.Append(ctx, "bob", Message{Text: "4"}); !errors.Is(err, state.ErrMailboxFull) {
+		t.Fatalf("Append after refill err = %v, want state.ErrMailboxFull", err)
 	}
 
 	s.SetMailboxLimit(3)
 	mustAppend(t, s, "bob", Message{Text: "4"})
-	if _, err := s.Append("bob", Message{Text: "5"}); !errors.Is(err, ErrMailboxFull) {
-		t.Fatalf("Append over new limit err = %v, want ErrMailboxFull", err)
+	if _, err := s.Append(ctx, "bob", Message{Text: "5"}); !errors.Is(err, state.ErrMailboxFull) {
+		t.Fatalf("Append over new limit err = %v, want state.ErrMailboxFull", err)
 	}
 	s.SetMailboxLimit(0)
 	mustAppend(t, s, "bob", Message{Text: "5"})
@@ -186,7 +187,7 @@ func TestConcurrentAppend(t *testing.T) {
 			defer wg.Done()
 			for i := range perG {
 				m := Message{From: strconv.Itoa(g), Command: "PRIVMSG", Text: strconv.Itoa(i)}
-				if _, err := s.Append("hot", m); err != nil {
+				if _, err := s.Append(ctx, "hot", m); err != nil {
 					errs <- err
 					return
 				}
@@ -199,7 +200,7 @@ func TestConcurrentAppend(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	msgs, err := s.Pending("hot")
+	msgs, err := s.Pending(ctx, "hot")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,11 +233,11 @@ func TestConcurrentAppendLimit(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := s.Append("bob", Message{Text: "x"})
+			_, err := s.Append(ctx, "bob", Message{Text: "x"})
 			switch {
 			case err == nil:
 				ok.Add(1)
-			case errors.Is(err, ErrMailboxFull):
+			case errors.Is(err, state.ErrMailboxFull):
 				full.Add(1)
 			default:
 				t.Error(err)
@@ -256,21 +257,21 @@ func TestSilence(t *testing.T) {
 	s := newTestStore(t, Options{})
 	add := func(account, mask string, want bool) {
 		t.Helper()
-		added, err := s.AddSilence(account, mask)
+		added, err := s.AddSilence(ctx, account, mask)
 		if err != nil || added != want {
 			t.Fatalf("AddSilence(%q, %q) = %v, %v; want %v", account, mask, added, err, want)
 		}
 	}
 	remove := func(account, mask string, want bool) {
 		t.Helper()
-		removed, err := s.RemoveSilence(account, mask)
+		removed, err := s.RemoveSilence(ctx, account, mask)
 		if err != nil || removed != want {
 			t.Fatalf("RemoveSilence(%q, %q) = %v, %v; want %v", account, mask, removed, err, want)
 		}
 	}
 	list := func(account string, want ...string) {
 		t.Helper()
-		got, err := s.Silences(account)
+		got, err := s.Silences(ctx, account)
 		if err != nil || !slices.Equal(got, want) {
 			t.Fatalf("Silences(%q) = %q, %v; want %q", account, got, err, want)
 		}
@@ -315,14 +316,15 @@ func TestSilence(t *testing.T) {
 func TestLastSeen(t *testing.T) {
 	s := newTestStore(t, Options{})
 	base := time.Date(2025, 1, 2, 3, 4, 5, 6, time.Local)
-	want := make(map[string]time.Time)
+	want := make(map[string]state.Seen)
 	for i := range 500 {
-		want[fmt.Sprintf("user%d", i)] = base.Add(time.Duration(i) * time.Minute)
+		nick := fmt.Sprintf("User%d", i)
+		want[strings.ToLower(nick)] = state.Seen{Nick: nick, User: "u", Host: "10.0.0.1", Realname: "R " + nick, At: base.Add(time.Duration(i) * time.Minute)}
 	}
 	if err := s.SetLastSeen(want); err != nil {
 		t.Fatal(err)
 	}
-	update := map[string]time.Time{"user7": base.Add(time.Hour * 1000)}
+	update := map[string]state.Seen{"user7": {At: base.Add(time.Hour * 1000)}} // a record with only its time
 	if err := s.SetLastSeen(update); err != nil {
 		t.Fatal(err)
 	}
@@ -339,8 +341,23 @@ func TestLastSeen(t *testing.T) {
 		t.Fatalf("got %d entries, want %d", len(got), len(want))
 	}
 	for k, w := range want {
-		if g, ok := got[k]; !ok || !g.Equal(w) {
-			t.Errorf("LastSeen[%q] = %v, want %v", k, g, w)
+		g, ok := got[k]
+		if !ok || !g.At.Equal(w.At) || g.Nick != w.Nick || g.User != w.User || g.Host != w.Host || g.Realname != w.Realname {
+			t.Errorf("LastSeen[%q] = %+v, want %+v", k, g, w)
+		}
+	}
+}
+
+// Last-seen records written before the user's details were kept (8
+// bytes, the time alone) still read.
+func TestLastSeenOldFormat(t *testing.T) {
+	sn, err := decodeSeen(binary.BigEndian.AppendUint64(nil, uint64(time.Unix(100, 0).UnixNano())))
+	if err != nil || !sn.At.Equal(time.Unix(100, 0)) || sn.Nick != "" {
+		t.Fatalf("decodeSeen = %+v, %v", sn, err)
+	}
+	for _, bad := range [][]byte{{1, 2, 3}, append(make([]byte, 8), 200)} {
+		if _, err := decodeSeen(bad); err == nil {
+			t.Errorf("decodeSeen(%v) accepted", bad)
 		}
 	}
 }
@@ -352,14 +369,14 @@ func TestReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	when := time.Date(2024, 2, 29, 23, 59, 59, 999999999, time.UTC)
-	m1, err := s.Append("bob", Message{From: "Alice", Command: "PRIVMSG", Text: "one", Time: when})
+	m1, err := s.Append(ctx, "bob", Message{From: "Alice", Command: "PRIVMSG", Text: "one", Time: when})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AddSilence("bob", "spam!*@*"); err != nil {
+	if _, err := s.AddSilence(ctx, "bob", "spam!*@*"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetLastSeen(map[string]time.Time{"bob": when}); err != nil {
+	if err := s.SetLastSeen(seenAt(map[string]time.Time{"bob": when})); err != nil {
 		t.Fatal(err)
 	}
 
@@ -380,19 +397,19 @@ func TestReopen(t *testing.T) {
 	}
 
 	s = openTest(t, path, Options{})
-	msgs, err := s.Pending("bob")
+	msgs, err := s.Pending(ctx, "bob")
 	if err != nil || len(msgs) != 1 || !sameMessage(msgs[0], m1) {
 		t.Fatalf("Pending after reopen = %+v, %v; want [%+v]", msgs, err, m1)
 	}
-	m2, err := s.Append("bob", Message{Text: "two"})
+	m2, err := s.Append(ctx, "bob", Message{Text: "two"})
 	if err != nil || m2.ID <= m1.ID {
 		t.Fatalf("Append after reopen = %+v, %v; want ID > %d", m2, err, m1.ID)
 	}
-	if sil, err := s.Silences("bob"); err != nil || !slices.Equal(sil, []string{"spam!*@*"}) {
+	if sil, err := s.Silences(ctx, "bob"); err != nil || !slices.Equal(sil, []string{"spam!*@*"}) {
 		t.Fatalf("Silences after reopen = %q, %v", sil, err)
 	}
 	seen, err := s.LastSeen()
-	if err != nil || !seen["bob"].Equal(when) {
+	if err != nil || !seen["bob"].At.Equal(when) {
 		t.Fatalf("LastSeen after reopen = %v, %v", seen, err)
 	}
 }
@@ -400,7 +417,7 @@ func TestReopen(t *testing.T) {
 func TestOpenCreatesDirectory(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "a", "b", "c", "state.db")
 	s := openTest(t, path, Options{NoSync: true})
-	if _, err := s.AddSilence("x", "y"); err != nil {
+	if _, err := s.AddSilence(ctx, "x", "y"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -451,7 +468,7 @@ func TestCorruptMessage(t *testing.T) {
 			putRaw(t, s, to, idKey(1), val)
 			putRaw(t, s, to, idKey(2), good)
 			before := s.CorruptRecords()
-			msgs, err := s.Pending(to)
+			msgs, err := s.Pending(ctx, to)
 			if err != nil || len(msgs) != 1 || msgs[0].ID != 2 || msgs[0].Text != "hello" {
 				t.Fatalf("Pending = %+v, %v; want only the good record", msgs, err)
 			}
@@ -465,10 +482,10 @@ func TestCorruptMessage(t *testing.T) {
 	putRaw(t, s, "badkey", idKey(1), good)
 	putRaw(t, s, "badkey", append(idKey(1), 0), good)
 	putRaw(t, s, "badkey", idKey(3), good)
-	if msgs, err := s.Pending("badkey"); err != nil || len(msgs) != 2 || msgs[0].ID != 1 || msgs[1].ID != 3 {
+	if msgs, err := s.Pending(ctx, "badkey"); err != nil || len(msgs) != 2 || msgs[0].ID != 1 || msgs[1].ID != 3 {
 		t.Errorf("Pending with bad key = %+v, %v; want the records with good keys", msgs, err)
 	}
-	if err := s.Ack("badkey", 3); err != nil {
+	if err := s.Ack(ctx, "badkey", 3); err != nil {
 		t.Errorf("Ack past a bad key: %v", err)
 	}
 	if n, err := s.PendingCount("badkey"); err != nil || n != 0 {
@@ -477,7 +494,7 @@ func TestCorruptMessage(t *testing.T) {
 
 	// A sanity check that the helper itself writes decodable data.
 	putRaw(t, s, "fine", idKey(1), good)
-	if msgs, err := s.Pending("fine"); err != nil || len(msgs) != 1 || msgs[0].Text != "hello" {
+	if msgs, err := s.Pending(ctx, "fine"); err != nil || len(msgs) != 1 || msgs[0].Text != "hello" {
 		t.Fatalf("Pending of valid raw record = %+v, %v", msgs, err)
 	}
 }
@@ -508,7 +525,7 @@ func BenchmarkAppendParallel(b *testing.B) {
 		to := fmt.Sprintf("user%d", next.Add(1)%16)
 		m := Message{From: "bench", Command: "PRIVMSG", Text: "hello there", Time: time.Now()}
 		for pb.Next() {
-			if _, err := s.Append(to, m); err != nil {
+			if _, err := s.Append(ctx, to, m); err != nil {
 				b.Error(err)
 				return
 			}

@@ -719,8 +719,8 @@ func Check(path string, timeout time.Duration) (*Report, error) {
 			}
 			r.Silences++
 		case len(path) == 1 && top == string(bucketLastSeen):
-			if len(v) != 8 {
-				badRecord("%s: %q has a damaged time (%d bytes)", where, k, len(v))
+			if _, err := decodeSeen(v); err != nil {
+				badRecord("%s: %q has a damaged last-seen record (%d bytes)", where, k, len(v))
 				break
 			}
 			r.LastSeen++

@@ -28,6 +28,7 @@ import (
 
 	"github.com/lobbychat/ircd/accounts"
 	"github.com/lobbychat/ircd/ircd"
+	"github.com/lobbychat/ircd/local"
 	"github.com/lobbychat/ircd/store"
 )
 
@@ -169,14 +170,15 @@ func loadUsers(path string, log *slog.Logger) (*accounts.DB, error) {
 
 // daemon is one running server with everything main wires around it.
 type daemon struct {
-	path  string
-	cfg   config
-	log   *slog.Logger
-	level *slog.LevelVar
-	acc   *accounts.Accounts
-	st    *store.Store
-	srv   *ircd.Server
-	certs certStore
+	path     string
+	cfg      config
+	log      *slog.Logger
+	level    *slog.LevelVar
+	acc      *accounts.Accounts
+	st       *store.Store
+	presence *local.Presence
+	srv      *ircd.Server
+	certs    certStore
 }
 
 func run(path string, stderr io.Writer) error {
@@ -208,8 +210,16 @@ func run(path string, stderr io.Writer) error {
 	}
 	d.log.Info("store opened", "path", cfg.Store.Path, "check_timeout", cfg.Store.CheckTimeout.Duration, "took", time.Since(start).Round(time.Millisecond))
 	d.st = st
-	d.srv, err = ircd.New(serverConfig(cfg, d.log), d.acc, st)
+	d.presence, err = local.NewPresence(st, local.PresenceOptions{Log: d.log})
 	if err != nil {
+		st.Close()
+		return err
+	}
+	d.srv, err = ircd.New(serverConfig(cfg, d.log), ircd.Backends{
+		Accounts: d.acc, Presence: d.presence, Mailbox: st, Silences: st, Bus: &local.Bus{}, Node: nodeName(),
+	})
+	if err != nil {
+		d.presence.Close()
 		st.Close()
 		return err
 	}
@@ -320,4 +330,17 @@ func (d *daemon) shutdown() {
 	if err := d.srv.Shutdown(ctx); err != nil {
 		d.log.Error("shutdown", "err", err)
 	}
+	// The sessions have left; record their departures, then close the file.
+	d.presence.Close()
+	if err := d.st.Close(); err != nil {
+		d.log.Error("closing the store", "err", err)
+	}
+}
+
+// nodeName is this daemon's name in session ids: the host's name.
+func nodeName() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "ircd"
 }

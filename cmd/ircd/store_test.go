@@ -121,7 +121,7 @@ func appendAll(t *testing.T, db, to string, texts ...string) {
 	}
 	defer st.Close()
 	for _, text := range texts {
-		if _, err := st.Append(to, store.Message{From: "alice!alice@127.0.0.1", Command: "PRIVMSG", Text: text, Time: time.Now(), Sender: "alice"}); err != nil {
+		if _, err := st.Append(context.Background(), to, store.Message{From: "alice!alice@127.0.0.1", Command: "PRIVMSG", Text: text, Time: time.Now(), Sender: "alice"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -271,7 +271,7 @@ func TestStoreCheckAndSalvageCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	msgs, err := st.Pending("bob")
+	msgs, err := st.Pending(context.Background(), "bob")
 	if err != nil || len(msgs) < 200 || len(msgs) >= 300 || msgs[0].Text != texts[0] || msgs[len(msgs)-1].Text != texts[299] {
 		t.Fatalf("bob's salvaged mailbox: %d messages, %v", len(msgs), err)
 	}
@@ -280,7 +280,7 @@ func TestStoreCheckAndSalvageCommands(t *testing.T) {
 			t.Fatal("a message from the zeroed page came back")
 		}
 	}
-	if c, _ := st.Pending("carol"); len(c) != 1 {
+	if c, _ := st.Pending(context.Background(), "carol"); len(c) != 1 {
 		t.Fatalf("carol's mailbox: %+v", c)
 	}
 

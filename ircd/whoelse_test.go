@@ -117,7 +117,7 @@ func TestLastSeenSurvivesRestart(t *testing.T) {
 // Users online when the server died count as seen at about that moment:
 // their last-seen time is persisted periodically while they are online.
 func TestOnlineUsersPersistedPeriodically(t *testing.T) {
-	ts := startServer(t, withConfig(func(c *Config) { c.LastSeenFlush = 10 * time.Millisecond }))
+	ts := startServer(t, withSeenFlush(10*time.Millisecond))
 	ts.login("bob")
 	ts.clock.Advance(5 * time.Minute)
 	want := ts.clock.Now()
@@ -127,11 +127,11 @@ func TestOnlineUsersPersistedPeriodically(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if seen["bob"].Equal(want) {
+		if seen["bob"].At.Equal(want) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("bob's last-seen %v, want %v", seen["bob"], want)
+			t.Fatalf("bob's last-seen %v, want %v", seen["bob"].At, want)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
