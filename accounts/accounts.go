@@ -303,11 +303,11 @@ func (r Result) String() string {
 // server authenticates through.
 type Accounts struct {
 	db      atomic.Pointer[DB]
-	limiter *LoginLimiter
+	limiter Limiter
 }
 
 // New returns Accounts serving db. A nil limiter means no limits.
-func New(db *DB, limiter *LoginLimiter) *Accounts {
+func New(db *DB, limiter Limiter) *Accounts {
 	if limiter == nil {
 		limiter = NewLoginLimiter(LimiterPolicy{}, nil)
 	}
@@ -360,4 +360,4 @@ func (a *Accounts) DB() *DB { return a.db.Load() }
 func (a *Accounts) Swap(db *DB) { a.db.Store(db) }
 
 // Limiter returns the limiter shared by all authentications.
-func (a *Accounts) Limiter() *LoginLimiter { return a.limiter }
+func (a *Accounts) Limiter() Limiter { return a.limiter }

@@ -130,8 +130,25 @@ type Verdict struct {
 	RetryIn time.Duration // for LockedOut and AddressThrottled
 }
 
-// Attempt is a password check reserved by Begin. Call Done exactly once.
-type Attempt struct {
+// Limiter rate-limits password checks; LoginLimiter is the in-process
+// one, and a cluster keeps one that all its nodes share. A check is
+// reserved with Begin before the password is looked at and resolved with
+// the Attempt's Done after, so checks in flight count toward the limits.
+type Limiter interface {
+	Begin(name, password, addr string) (Attempt, Verdict)
+	Locked(name string) (remaining time.Duration, locked bool)
+	SetPolicy(p LimiterPolicy)
+}
+
+// Attempt is a password check reserved by Begin. Call Done exactly once;
+// lockStarted reports that this failure started the name's lock, which
+// happens once per lockout.
+type Attempt interface {
+	Done(ok bool) (lockStarted bool)
+}
+
+// reservation is LoginLimiter's Attempt.
+type reservation struct {
 	l        *LoginLimiter
 	key      string // Fold(name)
 	addr     string
@@ -146,7 +163,7 @@ type Attempt struct {
 // locked name (not extending the lock); then a recent wrong password.
 // Otherwise the check is reserved against both budgets, or refused if
 // failures plus checks in flight already reach either limit.
-func (l *LoginLimiter) Begin(name, password, addr string) (*Attempt, Verdict) {
+func (l *LoginLimiter) Begin(name, password, addr string) (Attempt, Verdict) {
 	fp := l.fingerprint(password)
 	key := Fold(name)
 	l.mu.Lock()
@@ -172,7 +189,7 @@ func (l *LoginLimiter) Begin(name, password, addr string) (*Attempt, Verdict) {
 		return nil, Verdict{Result: LockedOut, RetryIn: busyRetry}
 	}
 
-	at := &Attempt{l: l, key: key, addr: addr, fp: fp}
+	at := &reservation{l: l, key: key, addr: addr, fp: fp}
 	if l.p.namesOn() {
 		if n == nil {
 			l.maybeSweepNames(now)
@@ -199,7 +216,7 @@ func (l *LoginLimiter) Begin(name, password, addr string) (*Attempt, Verdict) {
 // address unless it repeats a recent wrong password (one checked at the
 // same time resolved first). lockStarted reports that this failure started
 // the name's lock, which happens once per lockout.
-func (at *Attempt) Done(ok bool) (lockStarted bool) {
+func (at *reservation) Done(ok bool) (lockStarted bool) {
 	l := at.l
 	l.mu.Lock()
 	defer l.mu.Unlock()

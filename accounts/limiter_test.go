@@ -80,7 +80,7 @@ func TestLockoutLocksAndExpires(t *testing.T) {
 	if r := a.AuthenticateFrom("ALICE", "right", testAddr); r.Result != OK || r.Canonical != "Alice" {
 		t.Fatalf("after lock expiry: %q, %v; want Alice, OK", r.Canonical, r.Result)
 	}
-	if n, _ := a.Limiter().sizes(); n != 0 {
+	if n, _ := a.Limiter().(*LoginLimiter).sizes(); n != 0 {
 		t.Errorf("%d lockout entries after success, want 0", n)
 	}
 }
@@ -339,7 +339,7 @@ func TestInFlightChecksCountTowardBudgets(t *testing.T) {
 	const addr = "10.1.1.1"
 	u0, _ := l.Begin("u0", "pw", addr)
 	u0.Done(false)
-	var held []*Attempt
+	var held []Attempt
 	for _, name := range []string{"u1", "u2", "u3"} {
 		at, v := l.Begin(name, "pw", addr)
 		if v.Result != OK {
