@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/lobbychat/ircd/ircd"
 )
 
 // duration reads "60s"-style strings.
@@ -80,32 +82,36 @@ type config struct {
 	} `toml:"log"`
 }
 
+// defaultConfig is config.toml's defaults: the server's own come from
+// ircd.DefaultConfig, the one table of them; the rest (files, accounts,
+// store, logs) are the daemon's.
 func defaultConfig() config {
+	d := ircd.DefaultConfig()
 	var c config
-	c.Server.Name = "irc.localhost"
-	c.Server.Network = "LobbyNet"
+	c.Server.Name = d.ServerName
+	c.Server.Network = d.Network
 	c.Server.Listen = []string{"127.0.0.1:6667"}
-	c.Channel.Name = "#lobby"
+	c.Channel.Name = d.Channel
 	c.Accounts.UsersFile = "users.txt"
 	c.Accounts.MaxFailures = 3
 	c.Accounts.Lockout.Duration = 60 * time.Second
-	c.Accounts.OnDuplicate = "reject"
-	c.Accounts.DuplicatePing.Duration = 5 * time.Second
+	c.Accounts.OnDuplicate = d.OnDuplicate
+	c.Accounts.DuplicatePing.Duration = d.DuplicatePing
 	c.Store.Path = "data/ircd.db"
 	c.Store.MailboxLimit = 1000
 	c.Store.MailboxPerSender = 100
 	c.Store.CheckTimeout.Duration = 30 * time.Second
-	c.Presence.Recent.Duration = time.Hour
-	c.Limits.MaxClients = 10000
-	c.Limits.MaxPerIP = 10
-	c.Limits.SendQ = 1 << 20
-	c.Limits.FloodBurst = 10
-	c.Limits.FloodRate = 2
+	c.Presence.Recent.Duration = d.Recent
+	c.Limits.MaxClients = d.MaxClients
+	c.Limits.MaxPerIP = d.MaxPerIP
+	c.Limits.SendQ = d.SendQ
+	c.Limits.FloodBurst = d.FloodBurst
+	c.Limits.FloodRate = d.FloodRate
 	c.Limits.IPLoginFailures = 10
 	c.Limits.IPLoginWindow.Duration = 10 * time.Minute
-	c.Limits.RegistrationTimeout.Duration = 60 * time.Second
-	c.Limits.PingInterval.Duration = 120 * time.Second
-	c.Limits.PingTimeout.Duration = 60 * time.Second
+	c.Limits.RegistrationTimeout.Duration = d.RegTimeout
+	c.Limits.PingInterval.Duration = d.PingInterval
+	c.Limits.PingTimeout.Duration = d.PingTimeout
 	c.Log.Level = "info"
 	c.Log.Format = "text"
 	return c
@@ -132,7 +138,9 @@ func loadConfig(path string) (config, error) {
 	check(c.Server.Name != "" && !strings.ContainsAny(c.Server.Name, " :!@"), "server.name", "must be a host-like name, got %q", c.Server.Name)
 	check(c.Server.Network != "" && !strings.ContainsAny(c.Server.Network, " "), "server.network", "must be one word, got %q", c.Server.Network)
 	check(len(c.Server.Listen) > 0, "server.listen", "needs at least one address")
-	check(len(c.Channel.Name) > 1 && c.Channel.Name[0] == '#' && !strings.ContainsAny(c.Channel.Name, " ,\x07"), "channel.name", "must start with # and have no spaces or commas, got %q", c.Channel.Name)
+	if err := ircd.ValidChannelName(c.Channel.Name); err != nil {
+		problems = append(problems, "channel.name: "+err.Error())
+	}
 	check(c.Channel.AnnounceLimit >= 0, "channel.announce_limit", "must be >= 0")
 	check(c.Accounts.UsersFile != "", "accounts.users_file", "must be set")
 	check(c.Accounts.MaxFailures >= 1, "accounts.max_failures", "must be >= 1, got %d", c.Accounts.MaxFailures)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/lobbychat/ircd/accounts"
+
+	"github.com/lobbychat/ircd/ircd"
 )
 
 func writeConfig(t *testing.T, body string) string {
@@ -49,6 +51,16 @@ func TestMinimalConfigGetsDefaults(t *testing.T) {
 	}
 }
 
+// The defaults the server applies and the ones config.toml starts from
+// are one table.
+func TestDefaultsAreTheServers(t *testing.T) {
+	c, d := defaultConfig(), ircd.DefaultConfig()
+	if c.Limits.SendQ != d.SendQ || c.Limits.MaxClients != d.MaxClients || c.Limits.FloodRate != d.FloodRate ||
+		c.Limits.PingInterval.Duration != d.PingInterval || c.Channel.Name != d.Channel || c.Server.Name != d.ServerName {
+		t.Fatalf("config defaults %+v differ from the server's %+v", c, d)
+	}
+}
+
 func TestConfigErrorsNameTheKey(t *testing.T) {
 	cases := map[string]string{
 		"[server]\nlisen = [\"x\"]\n":            `unknown key "server.lisen"`,
@@ -58,12 +70,14 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"[accounts]\nmax_failures = 0\n":         "accounts.max_failures",
 		"[accounts]\nduplicate_ping = \"-1s\"\n": "accounts.duplicate_ping",
 		"[channel]\nname = \"lobby\"\n":          "channel.name",
-		"[store]\nmailbox_limit = -1\n":          "store.mailbox_limit",
-		"[store]\nmailbox_per_sender = -1\n":     "store.mailbox_per_sender",
-		"[store]\ncheck_timeout = \"-1s\"\n":     "store.check_timeout",
-		"[presence]\nrecent = \"0s\"\n":          "presence.recent",
-		"[log]\nformat = \"xml\"\n":              "log.format",
-		"[accounts]\nguests = \"yes\"\n":         "guests",
+		// The server's own rule: check refuses what run would refuse.
+		"[channel]\nname = \"#" + strings.Repeat("x", 62) + "\"\n": "channel.name",
+		"[store]\nmailbox_limit = -1\n":                            "store.mailbox_limit",
+		"[store]\nmailbox_per_sender = -1\n":                       "store.mailbox_per_sender",
+		"[store]\ncheck_timeout = \"-1s\"\n":                       "store.check_timeout",
+		"[presence]\nrecent = \"0s\"\n":                            "presence.recent",
+		"[log]\nformat = \"xml\"\n":                                "log.format",
+		"[accounts]\nguests = \"yes\"\n":                           "guests",
 	}
 	for body, want := range cases {
 		_, err := loadConfig(writeConfig(t, body))
