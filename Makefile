@@ -13,8 +13,9 @@ build:
 run: build
 	./$(BIN) -config config.toml
 
-# Every test. The end-to-end tests (e2e/) drive real clients and skip
-# themselves when those are not installed; say so loudly here.
+# Every test, the Go suites under the race detector. The end-to-end tests
+# (e2e/) drive real clients against the built binary and skip themselves
+# when those are not installed; say so loudly here.
 # The brief fuzz runs are budgeted in executions, not seconds: with a
 # duration, Go 1.26's fuzz coordinator can fail a clean run with a bare
 # "context deadline exceeded" when a starved worker misses the deadline
@@ -23,9 +24,10 @@ test:
 	$(GO) vet ./...
 	@missing=""; for t in $(E2E_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then echo "!!! END-TO-END SUITE SKIPPED: not installed:$$missing (see .ci/run) !!!"; fi
-	$(GO) test -count=1 ./...
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
+	$(GO) test -count=1 ./e2e/
 	@echo "ircd suite again with a reader goroutine per connection (the TLS and non-Linux path):"
-	IRCD_TEST_NO_POLLER=1 $(GO) test -count=1 ./ircd/
+	IRCD_TEST_NO_POLLER=1 $(GO) test -race -count=1 ./ircd/
 	$(GO) test -run '^$$' -fuzz '^FuzzLineReader$$' -fuzztime 100000x ./ircd/
 	$(GO) test -run '^$$' -fuzz '^FuzzLineReaderPolled$$' -fuzztime 20000x ./ircd/
 	$(GO) test -run '^$$' -fuzz '^FuzzSession$$' -fuzztime 10000x ./ircd/
