@@ -64,6 +64,7 @@ type testServer struct {
 
 type storeOpts struct {
 	mailboxLimit int
+	perSender    int
 	seenFlush    time.Duration
 	tls          *tls.Config // if set, the server listens with TLS
 }
@@ -72,6 +73,7 @@ type option func(*Config, *storeOpts)
 
 func withConfig(f func(*Config)) option    { return func(c *Config, _ *storeOpts) { f(c) } }
 func withMailboxLimit(n int) option        { return func(_ *Config, o *storeOpts) { o.mailboxLimit = n } }
+func withMailboxShare(n int) option        { return func(_ *Config, o *storeOpts) { o.perSender = n } }
 func withSeenFlush(d time.Duration) option { return func(_ *Config, o *storeOpts) { o.seenFlush = d } }
 func withTLS(cfg *tls.Config) option       { return func(_ *Config, o *storeOpts) { o.tls = cfg } }
 
@@ -98,7 +100,7 @@ func startServer(t testing.TB, opts ...option) *testServer {
 // in-memory presence and the direct bus.
 func (ts *testServer) localKit() Backends {
 	t := ts.t
-	st, err := store.Open(ts.dbPath, store.Options{MailboxLimit: ts.opts.mailboxLimit, NoSync: true})
+	st, err := store.Open(ts.dbPath, store.Options{MailboxLimit: ts.opts.mailboxLimit, MailboxPerSender: ts.opts.perSender, NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -271,3 +271,50 @@ func TestFailedLoginLogsNoUnknownName(t *testing.T) {
 		t.Errorf("a known account's failure should name it:\n%s", l)
 	}
 }
+
+// One sender cannot fill someone's mailbox: it gets a share, says so in
+// the 531, and naming the recipient four times in one command stores the
+// message once (PRIVMSG bob,bob,bob,bob once filled a mailbox in 75 s).
+func TestMailboxShareAndRepeatedTargets(t *testing.T) {
+	ts := startServer(t, withMailboxShare(3), withMailboxLimit(5))
+	alice := ts.login("alice")
+	alice.send("PRIVMSG bob,BOB,bob,Bob :one")
+	alice.expect(` 301 alice bob `)
+	alice.send("PRIVMSG bob :two")
+	alice.send("PRIVMSG bob :three")
+	alice.send("PRIVMSG bob :four")
+	alice.expect(` 531 alice bob :You have filled your share of bob's mailbox; your message was not stored until they read what you sent$`)
+	if n, _ := ts.pending("bob"); n != 3 {
+		t.Fatalf("bob has %d stored, want 3", n)
+	}
+	carol := ts.login("carol")
+	carol.send("PRIVMSG bob :from carol")
+	carol.expect(` 301 carol bob `) // others still get in
+	dave := ts.login("dave")
+	dave.send("PRIVMSG bob :from dave")
+	dave.expect(` 301 dave bob `)
+	dave.send("PRIVMSG bob :over the limit")
+	dave.expect(` 531 dave bob :bob's mailbox is full; your message was not stored$`)
+}
+
+// WHOIS of a user who is logging in reads only published values (it once
+// raced with the session's signon time being set; -race finds it).
+func TestWhoisWhileLoggingIn(t *testing.T) {
+	ts := startServer(t)
+	alice := ts.login("alice")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 50 {
+			fmt.Fprintf(alice.conn, "WHOIS bob\r\n")
+		}
+	}()
+	for range 5 {
+		bob := ts.login("bob")
+		bob.send("QUIT")
+		bob.expectClosed()
+		ts.waitGone("bob")
+	}
+	<-done
+	alice.sync()
+}
