@@ -23,7 +23,10 @@
 //	offline-store  -senders accounts send private messages to offline accounts
 //	               with -window awaiting the 301; stored messages/s
 //
-// Accounts are PREFIXi / PASSPREFIXi (user0/pw0, user1/pw1, ...). With
+// Accounts are PREFIXi / PASSPREFIXi (user0/pw0, user1/pw1, ...).
+// Senders write one line per write(), as a client does; -batch N lets a
+// closed-loop sender put up to N lines in one write (the tool's behaviour
+// before, kept to measure what it changes). With
 // -pid, the server's CPU seconds (utime+stime from /proc/PID/stat) are
 // reported per unit of work, and its RSS for connect/hold. The tool's own
 // CPU is reported next to it, so a saturated tool is visible.
@@ -64,6 +67,7 @@ type options struct {
 	label      string
 	readBuf    int
 	cpuprofile string
+	batch      int
 }
 
 var scenarios = map[string]func(*options, *client, *result) error{
@@ -108,6 +112,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.label, "label", "", "free text added to the result line as label=...")
 	fs.IntVar(&o.readBuf, "readbuf", 4096, "read buffer per connection in the tool (bytes)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write the tool's own CPU profile to this file")
+	fs.IntVar(&o.batch, "batch", 1, "fanout/privmsg closed loop: most lines one write() may carry (1: one line per write, as clients do)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -133,6 +138,10 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.n < 1 || o.n > 1_000_000 {
 		fmt.Fprintln(stderr, "ircbench: -n must be between 1 and 1000000")
+		return 2
+	}
+	if o.batch < 1 || o.batch > maxBatch {
+		fmt.Fprintf(stderr, "ircbench: -batch must be between 1 and %d\n", maxBatch)
 		return 2
 	}
 	cl := &client{addr: o.addr, userPfx: o.userPfx, passPfx: o.passPfx, first: o.first,
