@@ -23,7 +23,11 @@
 //	offline-store  -senders accounts send private messages to offline accounts
 //	               with -window awaiting the 301; stored messages/s
 //
-// Accounts are PREFIXi / PASSPREFIXi (user0/pw0, user1/pw1, ...).
+// Accounts are PREFIXi / PASSPREFIXi (user0/pw0, user1/pw1, ...); with
+// -auth none only NICK and USER are sent, for servers without accounts.
+// Our server joins every user to the channel; -join client sends the JOIN
+// at the end of the MOTD instead, as a client's autojoin does, and -join
+// detect sends it only when the server has not joined the user itself.
 // Senders write one line per write(), as a client does; -batch N lets a
 // closed-loop sender put up to N lines in one write (the tool's behaviour
 // before, kept to measure what it changes). With
@@ -67,6 +71,8 @@ type options struct {
 	label      string
 	readBuf    int
 	cpuprofile string
+	auth       string
+	join       string
 	batch      int
 }
 
@@ -112,6 +118,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.label, "label", "", "free text added to the result line as label=...")
 	fs.IntVar(&o.readBuf, "readbuf", 4096, "read buffer per connection in the tool (bytes)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write the tool's own CPU profile to this file")
+	fs.StringVar(&o.auth, "auth", authPass, "login: pass (PASS, NICK, USER) or none (NICK and USER only: a server without accounts)")
+	fs.StringVar(&o.join, "join", joinServer, "server (it joins the user at login), client (send JOIN after the MOTD) or detect (JOIN only if the server did not)")
 	fs.IntVar(&o.batch, "batch", 1, "fanout/privmsg closed loop: most lines one write() may carry (1: one line per write, as clients do)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -140,12 +148,20 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ircbench: -n must be between 1 and 1000000")
 		return 2
 	}
+	if o.auth != authPass && o.auth != authNone {
+		fmt.Fprintf(stderr, "ircbench: -auth %q: want pass or none\n", o.auth)
+		return 2
+	}
+	if o.join != joinServer && o.join != joinClient && o.join != joinDetect {
+		fmt.Fprintf(stderr, "ircbench: -join %q: want server, client or detect\n", o.join)
+		return 2
+	}
 	if o.batch < 1 || o.batch > maxBatch {
 		fmt.Fprintf(stderr, "ircbench: -batch must be between 1 and %d\n", maxBatch)
 		return 2
 	}
 	cl := &client{addr: o.addr, userPfx: o.userPfx, passPfx: o.passPfx, first: o.first,
-		timeout: o.timeout, readBuf: max(o.readBuf, 1024)}
+		timeout: o.timeout, readBuf: max(o.readBuf, 512), auth: o.auth, join: o.join, channel: o.channel}
 	if o.cpuprofile != "" {
 		f, err := os.Create(o.cpuprofile)
 		if err == nil {
@@ -166,6 +182,9 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		r.str("label", o.label)
 	}
 	err := run(o, cl, r)
+	r.str("auth", o.auth)
+	r.str("join", o.join)
+	r.int("client_joins", cl.joinsSent.Load())
 	if err != nil {
 		r.int("ok", 0)
 		r.str("error", err.Error())
