@@ -19,6 +19,9 @@
 #                      -join client), right after ours, and print ours,
 #                      theirs and ours/theirs per row and the peer targets.
 #                      INSPIRCD=path picks the binary (default /usr/sbin/inspircd).
+#   BENCH_TOOL_FLAGS='-batch 32 ...'  extra ircbench flags for every run, after
+#                      the row's own (so they win): for measuring what a
+#                      tool setting changes, not for the recorded figures
 #   BENCH_OUT=file     where the raw result lines go (default bin/bench-results.txt;
 #                      the baseline's go to FILE.base, the peer's to FILE.peer)
 #   GO=go              the go command
@@ -27,6 +30,7 @@ set -u -o pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
 ONLY=${BENCH_ONLY:-}
+read -r -a TOOLFLAGS <<<"${BENCH_TOOL_FLAGS:-}"
 BASE=${BENCH_BASE:-}
 PEER=${BENCH_PEER:-}
 OUT=${BENCH_OUT:-bin/bench-results.txt}
@@ -111,6 +115,7 @@ SRCHASH=$(find accounts store ircd cmd/ircd -name '*.go' ! -name '*_test.go' 2>/
 MACHINE="$(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $(awk '/MemTotal/ { printf "%.0f GB RAM", $2 / 1048576 }' /proc/meminfo), $($GO version | cut -d' ' -f3-4), nofile $FDS"
 say "server: source hash $SRCHASH, built $(date -u '+%Y-%m-%d %H:%M:%S UTC')${BASE:+; baseline $BASE}${PEER:+; peer $PEER_VERSION}"
 say "machine: $MACHINE"
+[ ${#TOOLFLAGS[@]} -eq 0 ] || say "ircbench flags added to every run: ${TOOLFLAGS[*]}"
 
 awk 'BEGIN { for (i = 0; i < 20000; i++) print "user" i " pw" i }' >"$TMP/users.txt"
 
@@ -194,6 +199,7 @@ for srv in "${SERVERS[@]}"; do
 	{
 		printf '# %s: source=%s date=%s\n' "$srv" "${src// /_}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 		printf '# machine: %s\n' "$MACHINE"
+		[ ${#TOOLFLAGS[@]} -eq 0 ] || printf '# ircbench flags added: %s\n' "${TOOLFLAGS[*]}"
 	} >"$out"
 done
 
@@ -236,7 +242,7 @@ bench() {
 			start_server "${!bin}" && started=1 || started=0
 		fi
 		if [ "$started" = 1 ]; then
-			line=$(timeout 400 "$IRCBENCH" -addr "$ADDR" -pid "$SRV_PID" -label "$label" "${extra[@]}" "$@" "$scenario" 2>>"$TMP/run/ircbench.err")
+			line=$(timeout 400 "$IRCBENCH" -addr "$ADDR" -pid "$SRV_PID" -label "$label" "${extra[@]}" "$@" "${TOOLFLAGS[@]}" "$scenario" 2>>"$TMP/run/ircbench.err")
 			[ -n "$line" ] || line="scenario=$scenario label=$label ok=0 error=ircbench_gave_no_result"
 		else
 			line="scenario=$scenario label=$label ok=0 error=server_did_not_start"
