@@ -41,6 +41,7 @@ const (
 	joinServer = "server" // the server joins it at login (ours); wait for its 366
 	joinClient = "client" // send JOIN at the end of the MOTD, as a client's autojoin does
 	joinDetect = "detect" // at the end of the MOTD send a PING; JOIN only if its PONG comes before any 366
+	joinNone   = "none"   // logged in at the end of the MOTD; join nothing (a server's cost without the channel)
 )
 
 // joinCheck is the PING token of -join detect.
@@ -241,6 +242,10 @@ func (c *conn) handle(line []byte) {
 		}
 		c.sentEndJoin = true
 		switch c.cl.join {
+		case joinNone:
+			c.gotJoined = true
+			c.joinedAt = now()
+			close(c.joined)
 		case joinClient:
 			c.sendJoin()
 		case joinDetect:

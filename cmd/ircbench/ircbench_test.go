@@ -151,7 +151,7 @@ func TestScenarios(t *testing.T) {
 		{[]string{"hold", "-n", "10", "-duration", "300ms", "-first", "40"}, []string{"alive", "disconnects"}},
 		{[]string{"fanout", "-n", "10", "-senders", "3", "-window", "4", "-duration", "500ms", "-first", "60"}, []string{"srv_cpu_s_per_M_deliveries", "lat_p99_ms", "lost", "reordered"}},
 		{[]string{"fanout", "-n", "10", "-senders", "2", "-rate", "40", "-duration", "500ms", "-first", "80"}, []string{"lat_p99_ms"}},
-		{[]string{"privmsg", "-n", "10", "-window", "20", "-duration", "500ms", "-first", "100"}, []string{"srv_cpu_s_per_M_deliveries", "lost"}},
+		{[]string{"privmsg", "-n", "10", "-window", "20", "-duration", "500ms", "-first", "100"}, []string{"srv_cpu_s_per_M_deliveries", "lost", "srv_reads_per_delivery", "srv_writes_per_delivery"}},
 		{[]string{"offline", "-msgs", "50", "-senders", "3", "-first", "120"}, []string{"replay_ms", "received"}},
 		{[]string{"offline-store", "-senders", "5", "-recipients", "3", "-duration", "500ms", "-first", "140"}, []string{"stored_per_s", "ack_p99_ms"}},
 	}

@@ -27,7 +27,8 @@
 // -auth none only NICK and USER are sent, for servers without accounts.
 // Our server joins every user to the channel; -join client sends the JOIN
 // at the end of the MOTD instead, as a client's autojoin does, and -join
-// detect sends it only when the server has not joined the user itself.
+// detect sends it only when the server has not joined the user itself
+// (-join none: no channel at all, to measure what membership costs).
 // Senders write one line per write(), as a client does; -batch N lets a
 // closed-loop sender put up to N lines in one write (the tool's behaviour
 // before, kept to measure what it changes). With
@@ -119,7 +120,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.readBuf, "readbuf", 4096, "read buffer per connection in the tool (bytes)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write the tool's own CPU profile to this file")
 	fs.StringVar(&o.auth, "auth", authPass, "login: pass (PASS, NICK, USER) or none (NICK and USER only: a server without accounts)")
-	fs.StringVar(&o.join, "join", joinServer, "server (it joins the user at login), client (send JOIN after the MOTD) or detect (JOIN only if the server did not)")
+	fs.StringVar(&o.join, "join", joinServer, "server (it joins the user at login), client (send JOIN after the MOTD), detect (JOIN only if the server did not) or none (logged in at the end of the MOTD, no channel; not for fanout/privmsg)")
 	fs.IntVar(&o.batch, "batch", 1, "fanout/privmsg closed loop: most lines one write() may carry (1: one line per write, as clients do)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -152,8 +153,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ircbench: -auth %q: want pass or none\n", o.auth)
 		return 2
 	}
-	if o.join != joinServer && o.join != joinClient && o.join != joinDetect {
-		fmt.Fprintf(stderr, "ircbench: -join %q: want server, client or detect\n", o.join)
+	if o.join != joinServer && o.join != joinClient && o.join != joinDetect && o.join != joinNone {
+		fmt.Fprintf(stderr, "ircbench: -join %q: want server, client, detect or none\n", o.join)
 		return 2
 	}
 	if o.batch < 1 || o.batch > maxBatch {
@@ -232,9 +233,10 @@ func (r *result) ms(k string, d time.Duration) { r.num(k, float64(d)/1e6) }
 func (r *result) String() string { return strings.Join(r.kv, " ") }
 
 // cpu adds the server's and the tool's CPU over the measured interval;
-// per is the work done and unit its scale name (e.g. "M_deliveries" with
-// scale 1e6: server seconds per million deliveries).
-func (r *result) cpu(s cpuSample, work float64, unit string, scale float64) {
+// work is the work done and unit its scale name (e.g. "M_deliveries" with
+// scale 1e6: server seconds per million deliveries); one names a single
+// unit, for the server's system calls per unit (e.g. "delivery").
+func (r *result) cpu(s cpuSample, work float64, unit string, scale float64, one string) {
 	r.num("wall_s", s.wall)
 	if s.srvOK {
 		r.num("srv_cpu_s", s.srv)
@@ -248,6 +250,16 @@ func (r *result) cpu(s cpuSample, work float64, unit string, scale float64) {
 		}
 	} else {
 		r.str("srv_cpu_s", "NA")
+	}
+	if s.ioOK {
+		// System calls per unit of work: how many lines a read or a
+		// write of the server carries, in effect.
+		r.int("srv_reads", s.reads)
+		r.int("srv_writes", s.writes)
+		if work > 0 {
+			r.num("srv_reads_per_"+one, float64(s.reads)/work)
+			r.num("srv_writes_per_"+one, float64(s.writes)/work)
+		}
 	}
 	r.num("tool_cpu_s", s.self)
 	if s.wall > 0 {

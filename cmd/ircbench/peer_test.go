@@ -126,8 +126,16 @@ func (f *fakeServer) count(prefix string) int {
 
 // A server without accounts and without auto-join: -auth none sends no
 // PASS, and both -join client and -join detect get every user into the
-// channel by sending JOIN themselves.
+// channel by sending JOIN themselves; -join none joins nothing.
 func TestJoinWithoutAutoJoin(t *testing.T) {
+	t.Run("none", func(t *testing.T) {
+		f := startFake(t)
+		r := runTool(t, "-addr", f.ln.Addr().String(), "-timeout", "5s", "-auth", "none", "-join", "none",
+			"connect", "-n", "3", "-hold", "50ms")
+		if r["client_joins"] != "0" || r["welcomed"] != "3" || f.count("JOIN") != 0 {
+			t.Fatalf("client_joins=%s welcomed=%s, %d JOINs read; want 0, 3, 0", r["client_joins"], r["welcomed"], f.count("JOIN"))
+		}
+	})
 	for _, mode := range []string{"client", "detect"} {
 		t.Run(mode, func(t *testing.T) {
 			f := startFake(t)

@@ -213,7 +213,7 @@ func (t *traffic) report(r *result, s cpuSample, cl *client) bool {
 		r.int("misrouted", f)
 	}
 	r.int("disconnects", cl.dropped.Load())
-	r.cpu(s, float64(got), "M_deliveries", 1e6)
+	r.cpu(s, float64(got), "M_deliveries", 1e6, "delivery")
 	good := lost == 0 && t.reordered.Load() == 0 && t.foreign.Load() == 0 && cl.dropped.Load() == 0 && msgs > 0
 	r.int("ok", b2i(good))
 	if cl.firstErr != "" {
