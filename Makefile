@@ -50,7 +50,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMessage$$' -fuzztime $(FUZZTIME) ./store/
 
 # The benchmark matrix: fresh server per run, table of results and
-# targets (scripts/bench.sh; method in BENCHMARKS.md).
+# targets (scripts/bench.sh; method in BENCHMARKS.md). From the
+# environment: BENCH_ONLY=regex, BENCH_BASE=old-ircd-or-checkout, and
+# BENCH_PEER=inspircd (the same scenarios on a fresh InspIRCd each, with
+# ours/theirs ratios; config in scripts/inspircd-peer.sh).
 .PHONY: bench
 bench:
 	GO=$(GO) bash scripts/bench.sh

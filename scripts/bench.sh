@@ -13,19 +13,46 @@
 #                      before the current one, and print new/base ratios: path
 #                      is an ircd binary or the root of another checkout
 #                      (its ./cmd/ircd is built). Doubles the run time.
+#   BENCH_PEER=inspircd  also run the scenarios that mean the same on any IRC
+#                      server against a fresh InspIRCd each (config from
+#                      scripts/inspircd-peer.sh, ircbench with -auth none
+#                      -join client), right after ours, and print ours,
+#                      theirs and ours/theirs per row and the peer targets.
+#                      INSPIRCD=path picks the binary (default /usr/sbin/inspircd).
+#   BENCH_TOOL_FLAGS='-batch 32 ...'  extra ircbench flags for every run, after
+#                      the row's own (so they win): for measuring what a
+#                      tool setting changes, not for the recorded figures
 #   BENCH_OUT=file     where the raw result lines go (default bin/bench-results.txt;
-#                      the baseline's go to FILE.base)
+#                      the baseline's go to FILE.base, the peer's to FILE.peer)
 #   GO=go              the go command
 set -u -o pipefail
 
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
 ONLY=${BENCH_ONLY:-}
+read -r -a TOOLFLAGS <<<"${BENCH_TOOL_FLAGS:-}"
 BASE=${BENCH_BASE:-}
+PEER=${BENCH_PEER:-}
 OUT=${BENCH_OUT:-bin/bench-results.txt}
 START=$(date +%s)
 
 say() { printf '%s\n' "$*"; }
+
+case "$PEER" in
+"") ;;
+inspircd)
+	# shellcheck source=inspircd-peer.sh
+	. scripts/inspircd-peer.sh
+	if ! [ -x "${INSPIRCD:-/usr/sbin/inspircd}" ]; then
+		say "BENCH_PEER=inspircd: ${INSPIRCD:-/usr/sbin/inspircd} is not installed (apt-get install -y inspircd, or set INSPIRCD=path)"
+		exit 1
+	fi
+	;;
+*)
+	say "BENCH_PEER=$PEER: the only peer is inspircd"
+	exit 1
+	;;
+esac
 
 # Each process needs its own descriptors: the 19,000-user run holds 19,000
 # in the tool and as many in the server.
@@ -77,13 +104,18 @@ if [ -n "$BASE" ]; then
 	BIN_base=$TMP/bin/ircd-base
 	SERVERS=(base new)
 fi
+if [ -n "$PEER" ]; then
+	SERVERS+=(peer)
+	PEER_VERSION=$("${INSPIRCD:-/usr/sbin/inspircd}" --version 2>/dev/null | head -n 1)
+fi
 
 # What was measured: a hash of the server's non-test sources (the tree may
 # have uncommitted changes) and the time.
 SRCHASH=$(find accounts store ircd cmd/ircd -name '*.go' ! -name '*_test.go' 2>/dev/null | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-12)
 MACHINE="$(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $(awk '/MemTotal/ { printf "%.0f GB RAM", $2 / 1048576 }' /proc/meminfo), $($GO version | cut -d' ' -f3-4), nofile $FDS"
-say "server: source hash $SRCHASH, built $(date -u '+%Y-%m-%d %H:%M:%S UTC')${BASE:+; baseline $BASE}"
+say "server: source hash $SRCHASH, built $(date -u '+%Y-%m-%d %H:%M:%S UTC')${BASE:+; baseline $BASE}${PEER:+; peer $PEER_VERSION}"
 say "machine: $MACHINE"
+[ ${#TOOLFLAGS[@]} -eq 0 ] || say "ircbench flags added to every run: ${TOOLFLAGS[*]}"
 
 awk 'BEGIN { for (i = 0; i < 20000; i++) print "user" i " pw" i }' >"$TMP/users.txt"
 
@@ -95,6 +127,7 @@ probe() { # probe BINARY SECTION KEY VALUE
 	"$1" check -config "$TMP/probe.toml" >/dev/null 2>&1
 }
 for srv in "${SERVERS[@]}"; do
+	[ "$srv" = peer ] && continue
 	bin=BIN_$srv
 	limits=""
 	for kv in "flood_rate 0" "max_per_ip 0" "max_clients 0"; do
@@ -145,41 +178,88 @@ start_server() {
 	return 1
 }
 
+# outfile SERVER: where its result lines go.
+outfile() {
+	case $1 in
+	base) printf '%s\n' "$OUT.base" ;;
+	peer) printf '%s\n' "$OUT.peer" ;;
+	*) printf '%s\n' "$OUT" ;;
+	esac
+}
+
 mkdir -p "$(dirname "$OUT")"
+rm -f "$OUT.peer" # a table must not mix in an older run's peer rows
 for srv in "${SERVERS[@]}"; do
-	out=$OUT
-	[ "$srv" = base ] && out=$OUT.base
+	out=$(outfile "$srv")
+	case $srv in
+	base) src=$BASE ;;
+	peer) src="$PEER_VERSION" ;;
+	*) src=$SRCHASH ;;
+	esac
 	{
-		printf '# %s: source=%s date=%s\n' "$srv" "$([ "$srv" = base ] && printf '%s' "$BASE" || printf '%s' "$SRCHASH")" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+		printf '# %s: source=%s date=%s\n' "$srv" "${src// /_}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 		printf '# machine: %s\n' "$MACHINE"
+		[ ${#TOOLFLAGS[@]} -eq 0 ] || printf '# ircbench flags added: %s\n' "${TOOLFLAGS[*]}"
 	} >"$out"
 done
 
-# bench LABEL ANNOUNCE_LIMIT SCENARIO [ircbench flags...]: one run per server.
+# start_peer: a fresh InspIRCd with its config, pid file and log in
+# $TMP/run; sets SRV_PID and ADDR.
+start_peer() {
+	rm -rf "$TMP/run"
+	mkdir -p "$TMP/run"
+	peer_start "$TMP/run" || return 1
+	SRV_PID=$PEER_PID ADDR=$PEER_ADDR
+}
+
+# bench [-peer] LABEL ANNOUNCE_LIMIT SCENARIO [ircbench flags...]: one run
+# per server. -peer marks a run that means the same on InspIRCd (every
+# JOIN announced, nothing our server alone does): with BENCH_PEER it runs
+# there too, logging in with NICK/USER only and sending its own JOIN.
 bench() {
+	local peerok=0
+	if [ "$1" = -peer ]; then
+		peerok=1
+		shift
+	fi
 	local label=$1 announce=$2 scenario=$3
 	shift 3
 	if [ -n "$ONLY" ] && ! [[ $label =~ $ONLY ]]; then
 		return 0
 	fi
-	local srv bin out line t0 ann
+	local srv bin out line t0 ann started extra
 	for srv in "${SERVERS[@]}"; do
-		bin=BIN_$srv
-		ann=ANNOUNCE_$srv
-		out=$OUT
-		[ "$srv" = base ] && out=$OUT.base
-		write_config "$srv" "$announce"
+		out=$(outfile "$srv")
+		extra=()
 		t0=$(date +%s)
-		if start_server "${!bin}"; then
-			line=$(timeout 400 "$IRCBENCH" -addr "$ADDR" -pid "$SRV_PID" -label "$label" "$@" "$scenario" 2>>"$TMP/run/ircbench.err")
+		if [ "$srv" = peer ]; then
+			[ "$peerok" = 1 ] || continue
+			start_peer && started=1 || started=0
+			extra=(-auth none -join client)
+		else
+			bin=BIN_$srv
+			write_config "$srv" "$announce"
+			start_server "${!bin}" && started=1 || started=0
+		fi
+		if [ "$started" = 1 ]; then
+			line=$(timeout 400 "$IRCBENCH" -addr "$ADDR" -pid "$SRV_PID" -label "$label" "${extra[@]}" "$@" "${TOOLFLAGS[@]}" "$scenario" 2>>"$TMP/run/ircbench.err")
 			[ -n "$line" ] || line="scenario=$scenario label=$label ok=0 error=ircbench_gave_no_result"
 		else
 			line="scenario=$scenario label=$label ok=0 error=server_did_not_start"
 		fi
 		stop_server
-		if [ "${!ann}" = 1 ]; then line+=" announce_limit=$announce"; else line+=" announce_limit=none"; fi
+		if [ "$srv" = peer ]; then
+			line+=" server=inspircd"
+		else
+			ann=ANNOUNCE_$srv
+			if [ "${!ann}" = 1 ]; then line+=" announce_limit=$announce"; else line+=" announce_limit=none"; fi
+		fi
 		printf '%s\n' "$line" >>"$out"
-		say "[$(($(date +%s) - t0))s${BASE:+ $srv}] $line"
+		if [ ${#SERVERS[@]} -gt 1 ]; then
+			say "[$(($(date +%s) - t0))s $srv] $line"
+		else
+			say "[$(($(date +%s) - t0))s] $line"
+		fi
 	done
 }
 
@@ -190,27 +270,38 @@ if [ "$FDS" -lt $((HOLD_N + 100)) ]; then
 fi
 
 say "== running the matrix (results in $OUT)"
+# Rows marked -peer also run on InspIRCd with BENCH_PEER=inspircd: those
+# announce every JOIN (announce_limit 0, as InspIRCd does) and use nothing
+# InspIRCd lacks. InspIRCd completes registrations once a second, so runs
+# that are not about logins log in 1,000 at a time (-inflight 1000) to
+# keep its login phase short; the measured interval is unaffected.
 # Logins, then bytes per idle connection. The N=10,000+ runs use
 # announce_limit=1000 (label ends in q, "quiet"): with announcements a
 # 10,000-user login costs minutes (ergo#1974); storm-10000 measures that.
-bench connect-100 0 connect -n 100
-bench connect-1000 0 connect -n 1000
+bench -peer connect-100 0 connect -n 100
+bench -peer connect-1000 0 connect -n 1000
 # The same without any JOIN announcement: the cost of a login itself.
 bench connect-1000-noannounce 1 connect -n 1000
+# Idle memory side by side: 5,000 logged in, every JOIN announced, 100
+# logins at a time (InspIRCd: about a minute). InspIRCd's RSS keeps the
+# heap its O(n²) JOIN output grew into (glibc does not return it), so its
+# figure grows with the login pace; see BENCHMARKS.md.
+bench -peer idle-5000 0 connect -n 5000 -inflight 100
 bench connect-10000q 1000 connect -n 10000
 # Login storm: every login at once, with and without announcements.
 bench storm-10000q 1000 storm -n 10000 -timeout 150s
-bench storm-10000 0 storm -n 10000 -timeout 150s
+bench -peer storm-10000 0 storm -n 10000 -timeout 150s
 bench hold-${HOLD_N}q 1000 hold -n "$HOLD_N" -duration 10s -timeout 150s
-# Channel fan-out: closed loop, 10 senders, 10 messages each in flight.
-bench fanout-100 0 fanout -n 100 -senders 10 -window 10 -duration 5s
-bench fanout-1000 0 fanout -n 1000 -senders 10 -window 10 -duration 5s
+# Channel fan-out: closed loop, 10 senders, 10 messages each in flight,
+# one line per write.
+bench -peer fanout-100 0 fanout -n 100 -senders 10 -window 10 -duration 5s
+bench -peer fanout-1000 0 fanout -n 1000 -senders 10 -window 10 -duration 10s -inflight 1000
 bench fanout-10000q 1000 fanout -n 10000 -senders 10 -window 10 -duration 5s
 # Fan-out at a fixed 50 messages/s into the channel: latency.
-bench fanout-1000-rate50 0 fanout -n 1000 -senders 10 -rate 50 -duration 10s
-# Private messages: n/2 pairs, 100 in flight per sender.
-bench privmsg-100 0 privmsg -n 100 -window 100 -duration 5s
-bench privmsg-1000 0 privmsg -n 1000 -window 100 -duration 5s
+bench -peer fanout-1000-rate50 0 fanout -n 1000 -senders 10 -rate 50 -duration 10s -inflight 1000
+# Private messages: n/2 pairs, 100 in flight per sender, one line per write.
+bench -peer privmsg-100 0 privmsg -n 100 -window 100 -duration 5s
+bench -peer privmsg-1000 0 privmsg -n 1000 -window 100 -duration 10s -inflight 1000
 bench privmsg-10000q 1000 privmsg -n 10000 -window 100 -duration 5s
 # Offline messages: replay at login, and storing (fsync before the 301).
 bench offline-1000 0 offline -msgs 1000 -senders 10
@@ -221,7 +312,9 @@ ELAPSED=$(($(date +%s) - START))
 # ---- tables -------------------------------------------------------------
 BASEFILE=/dev/null
 [ -n "$BASE" ] && BASEFILE=$OUT.base
-awk -v elapsed="$ELAPSED" -v basefile="$BASEFILE" -v newfile="$OUT" '
+PEERFILE=/dev/null
+[ -n "$PEER" ] && [ -f "$OUT.peer" ] && PEERFILE=$OUT.peer
+awk -v elapsed="$ELAPSED" -v basefile="$BASEFILE" -v peerfile="$PEERFILE" -v newfile="$OUT" '
 function kv(line, key,    n, i, a, p) {
 	n = split(line, a, " ")
 	for (i = 1; i <= n; i++) {
@@ -232,6 +325,7 @@ function kv(line, key,    n, i, a, p) {
 }
 /^#/ { next }
 FILENAME == basefile { base[kv($0, "label")] = $0; next }
+FILENAME == peerfile { peer[kv($0, "label")] = $0; next }
 { lab = kv($0, "label"); res[lab] = $0; order[++nres] = lab }
 function row(lab, main, lat, cpu,    l) {
 	l = res[lab]
@@ -287,7 +381,43 @@ END {
 			else if (s == "offline-store") { cmp(lab, "stored_per_s"); cmp(lab, "srv_cpu_s_per_k_msgs") }
 		}
 	}
+	if (length(peer) > 0) {
+		printf "\n%-22s %-28s %12s %12s %11s\n", "ours vs InspIRCd", "metric", "ours", "inspircd", "ours/theirs"
+		for (i = 1; i <= nres; i++) {
+			lab = order[i]
+			if (!(lab in peer)) continue
+			s = kv(res[lab], "scenario")
+			if (s == "connect" || s == "storm") { pcmp(lab, "srv_cpu_s_per_k_logins"); pcmp(lab, "all_joined_s"); pcmp(lab, "bytes_per_conn"); pcmp(lab, "peak_bytes_per_conn") }
+			else if (s == "fanout" || s == "privmsg") { pcmp(lab, "srv_cpu_s_per_M_deliveries"); pcmp(lab, "deliveries_per_s"); pcmp(lab, "lat_p99_ms"); pcmp(lab, "lost"); pcmp(lab, "srv_cpu_pct"); pcmp(lab, "tool_cpu_pct") }
+			pcmp(lab, "ok")
+		}
+		printf "\n%-58s %-9s %-9s %-7s %-8s %s\n", "target (ours/InspIRCd, one run)", "ours", "inspircd", "ratio", "goal", "met"
+		ptarget("privmsg 500 pairs, 100 in flight, 10 s: s / M", "privmsg-1000", "srv_cpu_s_per_M_deliveries", 0.8)
+		ptarget("fan-out 1,000, 10 senders x 10 in flight: s / M deliv.", "fanout-1000", "srv_cpu_s_per_M_deliveries", 0.8)
+		ptarget("idle memory per logged-in connection, 5,000 (B)", "idle-5000", "bytes_per_conn", 1.0)
+		ptarget("login CPU, N=1,000, JOINs announced: s / thousand", "connect-1000", "srv_cpu_s_per_k_logins", 1.0)
+		ploss("privmsg-1000"); ploss("fanout-1000")
+		if ("storm-10000" in peer)
+			printf "%-58s %-9s %-9s %-7s %-8s %s\n", "login storm 10,000, announced: s until all joined", kv(res["storm-10000"], "all_joined_s"), kv(peer["storm-10000"], "all_joined_s"), ratio(kv(res["storm-10000"], "all_joined_s"), kv(peer["storm-10000"], "all_joined_s")), "-", "(shown)"
+	}
 	printf "\nmake bench took %d s\n", elapsed
+}
+function ratio(a, b) { return (b + 0 != 0 && a != "-" && b != "-" && a != "NA" && b != "NA") ? sprintf("%.2f", a / b) : "-" }
+function pcmp(lab, key,    o, p) {
+	o = kv(res[lab], key); p = kv(peer[lab], key)
+	printf "%-22s %-28s %12s %12s %11s\n", lab, key, o, p, ratio(o, p)
+}
+function ptarget(name, lab, key, goal,    o, p, r, ok) {
+	if (!(lab in res) || !(lab in peer)) return
+	o = kv(res[lab], key); p = kv(peer[lab], key); r = ratio(o, p)
+	ok = (r != "-" && r + 0 <= goal && kv(res[lab], "error") == "-" && kv(peer[lab], "error") == "-")
+	printf "%-58s %-9s %-9s %-7s %-8s %s\n", name, o, p, r, "<= " goal, ok ? "yes" : "NO"
+}
+function ploss(lab,    o, p, ok) {
+	if (!(lab in res) || !(lab in peer)) return
+	o = kv(res[lab], "lost") + kv(res[lab], "reordered"); p = kv(peer[lab], "lost") + kv(peer[lab], "reordered")
+	ok = (o == 0 && kv(res[lab], "ok") == 1 && kv(res[lab], "deliveries") > 0)
+	printf "%-58s %-9s %-9s %-7s %-8s %s\n", lab ": lost + reordered (ours must be 0)", o, p, "-", "0", ok ? "yes" : "NO"
 }
 function cmp(lab, key,    b, n) {
 	b = kv(base[lab], key); n = kv(res[lab], key)
@@ -308,4 +438,4 @@ function target(name, lab, key, op, goal, goaltxt,    l, v, ok) {
 	if (key == "replay" && kv(l, "received") != kv(l, "msgs")) { ok = 0; v = v " (" kv(l, "received") "/" kv(l, "msgs") ")" }
 	printf "%-58s %-22s %-12s %s\n", name, v, goaltxt, ok ? "yes" : "NO"
 }
-' "$BASEFILE" "$OUT"
+' "$BASEFILE" "$PEERFILE" "$OUT"

@@ -29,18 +29,40 @@ func (nopHandler) message(*conn, []byte, int64) {}
 func (nopHandler) reply(*conn, string, int64)   {}
 func (nopHandler) pong(*conn, []byte, int64)    {}
 
+// Login modes (-auth): send our PASS, or only NICK and USER (servers
+// without accounts, such as InspIRCd with its default configuration).
+const (
+	authPass = "pass"
+	authNone = "none"
+)
+
+// Join modes (-join): how a connection gets into the channel.
+const (
+	joinServer = "server" // the server joins it at login (ours); wait for its 366
+	joinClient = "client" // send JOIN at the end of the MOTD, as a client's autojoin does
+	joinDetect = "detect" // at the end of the MOTD send a PING; JOIN only if its PONG comes before any 366
+	joinNone   = "none"   // logged in at the end of the MOTD; join nothing (a server's cost without the channel)
+)
+
+// joinCheck is the PING token of -join detect.
+var joinCheck = []byte("ircbench-joincheck")
+
 // client is what every connection shares: where to connect, which
 // accounts to use, and the counters of connections that ended.
 type client struct {
-	addr     string
-	userPfx  string
-	passPfx  string
-	first    int // account index offset
-	timeout  time.Duration
-	readBuf  int
-	dropped  atomic.Int64 // logged-in connections that ended before the tool closed them
-	errMu    sync.Mutex
-	firstErr string // first unexpected disconnect or refusal
+	addr      string
+	userPfx   string
+	passPfx   string
+	first     int // account index offset
+	timeout   time.Duration
+	readBuf   int
+	auth      string // authPass or authNone
+	join      string // joinServer, joinClient or joinDetect
+	channel   string
+	joinsSent atomic.Int64 // JOINs the tool sent itself (-join client/detect)
+	dropped   atomic.Int64 // logged-in connections that ended before the tool closed them
+	errMu     sync.Mutex
+	firstErr  string // first unexpected disconnect or refusal
 }
 
 func (cl *client) nick(i int) string { return cl.userPfx + strconv.Itoa(cl.first+i) }
@@ -72,12 +94,19 @@ type conn struct {
 
 	// reader-owned
 	gotWelcome, gotJoined bool
+	sentEndJoin           bool // acted on the end of the MOTD (-join client/detect)
 	errText               string
 }
 
-// login dials and logs in account idx, and waits until the server has
-// joined it to the channel (366). The reader keeps running afterwards and
-// feeds h.
+// sendJoin joins the channel from the client side.
+func (c *conn) sendJoin() {
+	c.cl.joinsSent.Add(1)
+	c.write([]byte("JOIN " + c.cl.channel + "\r\n"))
+}
+
+// login dials and logs in account idx, and waits until it is in the
+// channel (366; see -join for who sends the JOIN). The reader keeps
+// running afterwards and feeds h.
 func (cl *client) login(idx int, h handler) (*conn, error) {
 	return cl.loginWith(idx, h, "")
 }
@@ -92,8 +121,11 @@ func (cl *client) loginWith(idx int, h handler, pre string) (*conn, error) {
 		return nil, err
 	}
 	c.nc = nc
-	pw := cl.passPfx + strconv.Itoa(cl.first+idx)
-	msg := pre + "PASS " + pw + "\r\nNICK " + c.nick + "\r\nUSER " + c.nick + " 0 * :" + c.nick + "\r\n"
+	msg := pre
+	if cl.auth != authNone {
+		msg += "PASS " + cl.passPfx + strconv.Itoa(cl.first+idx) + "\r\n"
+	}
+	msg += "NICK " + c.nick + "\r\nUSER " + c.nick + " 0 * :" + c.nick + "\r\n"
 	nc.SetWriteDeadline(time.Now().Add(cl.timeout))
 	if _, err := nc.Write([]byte(msg)); err != nil {
 		nc.Close()
@@ -114,6 +146,9 @@ func (cl *client) loginWith(idx int, h handler, pre string) (*conn, error) {
 	case <-t.C:
 		nc.Close()
 		<-c.done
+		if c.errText != "" {
+			return nil, fmt.Errorf("%s: no welcome and join within %v (%s)", c.nick, cl.timeout, c.errText)
+		}
 		return nil, fmt.Errorf("%s: no welcome and join within %v", c.nick, cl.timeout)
 	}
 }
@@ -193,7 +228,29 @@ func (c *conn) handle(line []byte) {
 		out = append(append(append(out, "PONG "...), rest...), '\r', '\n')
 		c.write(out)
 	case "PONG":
-		c.h.pong(c, lastParam(rest), now())
+		tok := lastParam(rest)
+		if !c.gotJoined && c.cl.join == joinDetect && bytes.Equal(tok, joinCheck) {
+			// Everything the server queued at registration came before
+			// this PONG, and no 366 among it: it does not auto-join.
+			c.sendJoin()
+			return
+		}
+		c.h.pong(c, tok, now())
+	case "376", "422": // end of MOTD, or no MOTD: the welcome burst is over
+		if c.gotJoined || c.sentEndJoin {
+			return
+		}
+		c.sentEndJoin = true
+		switch c.cl.join {
+		case joinNone:
+			c.gotJoined = true
+			c.joinedAt = now()
+			close(c.joined)
+		case joinClient:
+			c.sendJoin()
+		case joinDetect:
+			c.write(append(append([]byte("PING :"), joinCheck...), '\r', '\n'))
+		}
 	case "001":
 		if !c.gotWelcome {
 			c.gotWelcome = true
@@ -208,7 +265,7 @@ func (c *conn) handle(line []byte) {
 		}
 	case "301", "401", "404", "531":
 		c.h.reply(c, string(cmd), now())
-	case "ERROR", "464", "433", "432":
+	case "ERROR", "464", "433", "432", "403", "405", "451", "471", "473", "474", "475":
 		c.errText = string(cmd) + " " + string(lastParam(rest))
 	}
 }

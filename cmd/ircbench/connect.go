@@ -72,7 +72,7 @@ func runConnect(o *options, cl *client, r *result) error {
 	}
 	r.lat("welcome", &welcome)
 	r.lat("join", &joined)
-	r.cpu(login, float64(ok), "k_logins", 1e3)
+	r.cpu(login, float64(ok), "k_logins", 1e3, "login")
 
 	// Idle: no traffic from us; the server may PING (the reader answers).
 	var rssPeak int64

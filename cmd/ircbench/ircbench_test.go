@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -149,7 +151,7 @@ func TestScenarios(t *testing.T) {
 		{[]string{"hold", "-n", "10", "-duration", "300ms", "-first", "40"}, []string{"alive", "disconnects"}},
 		{[]string{"fanout", "-n", "10", "-senders", "3", "-window", "4", "-duration", "500ms", "-first", "60"}, []string{"srv_cpu_s_per_M_deliveries", "lat_p99_ms", "lost", "reordered"}},
 		{[]string{"fanout", "-n", "10", "-senders", "2", "-rate", "40", "-duration", "500ms", "-first", "80"}, []string{"lat_p99_ms"}},
-		{[]string{"privmsg", "-n", "10", "-window", "20", "-duration", "500ms", "-first", "100"}, []string{"srv_cpu_s_per_M_deliveries", "lost"}},
+		{[]string{"privmsg", "-n", "10", "-window", "20", "-duration", "500ms", "-first", "100"}, []string{"srv_cpu_s_per_M_deliveries", "lost", "srv_reads_per_delivery", "srv_writes_per_delivery"}},
 		{[]string{"offline", "-msgs", "50", "-senders", "3", "-first", "120"}, []string{"replay_ms", "received"}},
 		{[]string{"offline-store", "-senders", "5", "-recipients", "3", "-duration", "500ms", "-first", "140"}, []string{"stored_per_s", "ack_p99_ms"}},
 	}
@@ -180,5 +182,55 @@ func TestScenarios(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// recConn records every Write as one element.
+type recConn struct {
+	net.Conn
+	mu     sync.Mutex
+	writes [][]byte
+}
+
+func (c *recConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	c.writes = append(c.writes, append([]byte(nil), b...))
+	c.mu.Unlock()
+	return len(b), nil
+}
+
+// A closed-loop sender writes one line per write() unless -batch allows
+// more; with -batch it puts every free window slot into one write.
+func TestSenderLinesPerWrite(t *testing.T) {
+	for _, tc := range []struct{ batch, wantWrites int }{{1, 10}, {32, 1}} {
+		tr := newTraffic(1, 10, tc.batch, 1, 0)
+		rc := &recConn{}
+		c := &conn{nc: rc}
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			tr.send(c, 0, "user1", stop, time.Now())
+			close(done)
+		}()
+		// Nobody receives, so the sender stops when its 10 slots are used.
+		deadline := time.Now().Add(5 * time.Second)
+		for tr.sent[0].Load() < 10 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		close(stop)
+		<-done
+		rc.mu.Lock()
+		writes := rc.writes
+		rc.mu.Unlock()
+		lines := 0
+		for _, w := range writes {
+			lines += bytes.Count(w, []byte("\r\n"))
+			if tc.batch == 1 && bytes.Count(w, []byte("\r\n")) != 1 {
+				t.Errorf("batch 1: a write carried %q", w)
+			}
+		}
+		if lines != 10 || len(writes) != tc.wantWrites {
+			t.Errorf("batch %d: %d lines in %d writes, want 10 in %d", tc.batch, lines, len(writes), tc.wantWrites)
+		}
 	}
 }

@@ -23,7 +23,15 @@
 //	offline-store  -senders accounts send private messages to offline accounts
 //	               with -window awaiting the 301; stored messages/s
 //
-// Accounts are PREFIXi / PASSPREFIXi (user0/pw0, user1/pw1, ...). With
+// Accounts are PREFIXi / PASSPREFIXi (user0/pw0, user1/pw1, ...); with
+// -auth none only NICK and USER are sent, for servers without accounts.
+// Our server joins every user to the channel; -join client sends the JOIN
+// at the end of the MOTD instead, as a client's autojoin does, and -join
+// detect sends it only when the server has not joined the user itself
+// (-join none: no channel at all, to measure what membership costs).
+// Senders write one line per write(), as a client does; -batch N lets a
+// closed-loop sender put up to N lines in one write (the tool's behaviour
+// before, kept to measure what it changes). With
 // -pid, the server's CPU seconds (utime+stime from /proc/PID/stat) are
 // reported per unit of work, and its RSS for connect/hold. The tool's own
 // CPU is reported next to it, so a saturated tool is visible.
@@ -64,6 +72,9 @@ type options struct {
 	label      string
 	readBuf    int
 	cpuprofile string
+	auth       string
+	join       string
+	batch      int
 }
 
 var scenarios = map[string]func(*options, *client, *result) error{
@@ -108,6 +119,9 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.label, "label", "", "free text added to the result line as label=...")
 	fs.IntVar(&o.readBuf, "readbuf", 4096, "read buffer per connection in the tool (bytes)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write the tool's own CPU profile to this file")
+	fs.StringVar(&o.auth, "auth", authPass, "login: pass (PASS, NICK, USER) or none (NICK and USER only: a server without accounts)")
+	fs.StringVar(&o.join, "join", joinServer, "server (it joins the user at login), client (send JOIN after the MOTD), detect (JOIN only if the server did not) or none (logged in at the end of the MOTD, no channel; not for fanout/privmsg)")
+	fs.IntVar(&o.batch, "batch", 1, "fanout/privmsg closed loop: most lines one write() may carry (1: one line per write, as clients do)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -135,8 +149,20 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ircbench: -n must be between 1 and 1000000")
 		return 2
 	}
+	if o.auth != authPass && o.auth != authNone {
+		fmt.Fprintf(stderr, "ircbench: -auth %q: want pass or none\n", o.auth)
+		return 2
+	}
+	if o.join != joinServer && o.join != joinClient && o.join != joinDetect && o.join != joinNone {
+		fmt.Fprintf(stderr, "ircbench: -join %q: want server, client, detect or none\n", o.join)
+		return 2
+	}
+	if o.batch < 1 || o.batch > maxBatch {
+		fmt.Fprintf(stderr, "ircbench: -batch must be between 1 and %d\n", maxBatch)
+		return 2
+	}
 	cl := &client{addr: o.addr, userPfx: o.userPfx, passPfx: o.passPfx, first: o.first,
-		timeout: o.timeout, readBuf: max(o.readBuf, 1024)}
+		timeout: o.timeout, readBuf: max(o.readBuf, 512), auth: o.auth, join: o.join, channel: o.channel}
 	if o.cpuprofile != "" {
 		f, err := os.Create(o.cpuprofile)
 		if err == nil {
@@ -157,6 +183,9 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		r.str("label", o.label)
 	}
 	err := run(o, cl, r)
+	r.str("auth", o.auth)
+	r.str("join", o.join)
+	r.int("client_joins", cl.joinsSent.Load())
 	if err != nil {
 		r.int("ok", 0)
 		r.str("error", err.Error())
@@ -204,9 +233,10 @@ func (r *result) ms(k string, d time.Duration) { r.num(k, float64(d)/1e6) }
 func (r *result) String() string { return strings.Join(r.kv, " ") }
 
 // cpu adds the server's and the tool's CPU over the measured interval;
-// per is the work done and unit its scale name (e.g. "M_deliveries" with
-// scale 1e6: server seconds per million deliveries).
-func (r *result) cpu(s cpuSample, work float64, unit string, scale float64) {
+// work is the work done and unit its scale name (e.g. "M_deliveries" with
+// scale 1e6: server seconds per million deliveries); one names a single
+// unit, for the server's system calls per unit (e.g. "delivery").
+func (r *result) cpu(s cpuSample, work float64, unit string, scale float64, one string) {
 	r.num("wall_s", s.wall)
 	if s.srvOK {
 		r.num("srv_cpu_s", s.srv)
@@ -220,6 +250,16 @@ func (r *result) cpu(s cpuSample, work float64, unit string, scale float64) {
 		}
 	} else {
 		r.str("srv_cpu_s", "NA")
+	}
+	if s.ioOK {
+		// System calls per unit of work: how many lines a read or a
+		// write of the server carries, in effect.
+		r.int("srv_reads", s.reads)
+		r.int("srv_writes", s.writes)
+		if work > 0 {
+			r.num("srv_reads_per_"+one, float64(s.reads)/work)
+			r.num("srv_writes_per_"+one, float64(s.writes)/work)
+		}
 	}
 	r.num("tool_cpu_s", s.self)
 	if s.wall > 0 {

@@ -149,7 +149,7 @@ func runOfflineStore(o *options, cl *client, r *result) error {
 	}
 	r.lat("ack", &s.lat)
 	r.int("disconnects", cl.dropped.Load())
-	r.cpu(cs, float64(acks), "k_msgs", 1e3)
+	r.cpu(cs, float64(acks), "k_msgs", 1e3, "msg")
 	good := acks > 0 && acks == sent && cl.dropped.Load() == 0
 	r.int("ok", b2i(good))
 	if !good {
@@ -249,7 +249,7 @@ func runOffline(o *options, cl *client, r *result) error {
 		r.ms("replay_ms", time.Duration(last-c.welcomeAt))
 		r.ms("total_ms", time.Duration(last-c.dialAt))
 	}
-	r.cpu(cs, float64(got), "k_msgs", 1e3)
+	r.cpu(cs, float64(got), "k_msgs", 1e3, "msg")
 	good := errs == 0 && got == acks && acks == M && h.reordered.Load() == 0
 	r.int("ok", b2i(good))
 	if !good {

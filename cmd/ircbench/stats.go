@@ -217,6 +217,37 @@ func procThreadCPU(pid int) (float64, error) {
 	return float64(ns) / 1e9, nil
 }
 
+// procIO returns how many read-like and write-like system calls a
+// process has made (syscr and syscw in /proc/PID/io: read, recv, readv...
+// and write, send, writev...).
+func procIO(pid int) (reads, writes int64, err error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/io")
+	if err != nil {
+		return 0, 0, err
+	}
+	var gotR, gotW bool
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		k, v, ok := bytes.Cut(line, []byte(": "))
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
+		if err != nil {
+			continue
+		}
+		switch string(k) {
+		case "syscr":
+			reads, gotR = n, true
+		case "syscw":
+			writes, gotW = n, true
+		}
+	}
+	if !gotR || !gotW {
+		return 0, 0, errors.New("no syscr/syscw in /proc io")
+	}
+	return reads, writes, nil
+}
+
 // cpuMeter measures the server's and the tool's CPU over an interval.
 type cpuMeter struct {
 	pid            int
@@ -224,6 +255,8 @@ type cpuMeter struct {
 	self0          float64
 	t0             int64
 	statOK, thrOK  bool
+	r0, w0         int64 // the server's read and write calls
+	ioOK           bool
 }
 
 func startCPU(pid int) *cpuMeter {
@@ -235,6 +268,9 @@ func startCPU(pid int) *cpuMeter {
 		if v, err := procThreadCPU(pid); err == nil {
 			m.thread0, m.thrOK = v, true
 		}
+		if r, w, err := procIO(pid); err == nil {
+			m.r0, m.w0, m.ioOK = r, w, true
+		}
 	}
 	m.self0, m.t0 = selfCPU(), now()
 	return m
@@ -244,6 +280,8 @@ func startCPU(pid int) *cpuMeter {
 type cpuSample struct {
 	srv, self, wall float64
 	srvOK           bool
+	reads, writes   int64 // the server's read and write system calls
+	ioOK            bool
 }
 
 func (m *cpuMeter) stop() cpuSample {
@@ -256,6 +294,11 @@ func (m *cpuMeter) stop() cpuSample {
 		return s
 	}
 	s.srv, s.srvOK = stat-m.stat0, true
+	if m.ioOK {
+		if r, w, err := procIO(m.pid); err == nil {
+			s.reads, s.writes, s.ioOK = r-m.r0, w-m.w0, true
+		}
+	}
 	// Prefer the per-thread sum (ns resolution) unless utime+stime grew
 	// clearly more, which means threads exited during the interval.
 	if m.thrOK {

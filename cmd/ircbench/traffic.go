@@ -15,6 +15,7 @@ import (
 type traffic struct {
 	senders    int
 	window     int
+	batch      int   // closed loop: most lines per write (1: one line per write)
 	need       int32 // receivers per message
 	closedLoop bool
 	rate       float64 // total messages/s when open loop
@@ -28,8 +29,8 @@ type traffic struct {
 	lat       hist
 }
 
-func newTraffic(senders, window int, need int32, rate float64) *traffic {
-	t := &traffic{senders: senders, window: window, need: need, closedLoop: rate <= 0, rate: rate,
+func newTraffic(senders, window, batch int, need int32, rate float64) *traffic {
+	t := &traffic{senders: senders, window: window, batch: max(batch, 1), need: need, closedLoop: rate <= 0, rate: rate,
 		sent: make([]atomic.Int64, senders), tokens: make([]chan struct{}, senders)}
 	if t.closedLoop {
 		t.slots = make([][]atomic.Int32, senders)
@@ -89,8 +90,13 @@ func (rc *receiver) message(_ *conn, text []byte, at int64) {
 func (rc *receiver) reply(*conn, string, int64) {}
 func (rc *receiver) pong(*conn, []byte, int64)  {}
 
-// maxBatch bounds how many messages a closed-loop sender writes at once
-// when several window slots are free.
+// maxBatch bounds -batch: how many messages a closed-loop sender may
+// write at once when several window slots are free. By default (-batch 1)
+// it writes each line on its own, as an IRC client does: a client writes
+// a line when its user sends it, so a server sees a wake-up and a read()
+// per line. Writing up to 32 lines at once, as the tool did before, let
+// the server parse a whole batch per read and made its CPU per message
+// look lower (BENCHMARKS.md, "Why figures differ").
 const maxBatch = 32
 
 // send runs sender sid on c until stop: each message is
@@ -124,7 +130,7 @@ func (t *traffic) send(c *conn, sid int, target string, stop <-chan struct{}, st
 		}
 		nb := 1
 	more:
-		for nb < maxBatch {
+		for nb < t.batch {
 			select {
 			case <-t.tokens[sid]:
 				nb++
@@ -207,7 +213,7 @@ func (t *traffic) report(r *result, s cpuSample, cl *client) bool {
 		r.int("misrouted", f)
 	}
 	r.int("disconnects", cl.dropped.Load())
-	r.cpu(s, float64(got), "M_deliveries", 1e6)
+	r.cpu(s, float64(got), "M_deliveries", 1e6, "delivery")
 	good := lost == 0 && t.reordered.Load() == 0 && t.foreign.Load() == 0 && cl.dropped.Load() == 0 && msgs > 0
 	r.int("ok", b2i(good))
 	if cl.firstErr != "" {
@@ -225,11 +231,12 @@ func runFanout(o *options, cl *client, r *result) error {
 	defInt(&o.window, 10)
 	defInt(&o.inflight, 100)
 	k := min(o.senders, o.n)
-	t := newTraffic(k, o.window, int32(o.n-1), o.rate)
+	t := newTraffic(k, o.window, o.batch, int32(o.n-1), o.rate)
 	r.int("n", int64(o.n))
 	r.int("senders", int64(k))
 	if t.closedLoop {
 		r.int("window", int64(o.window))
+		r.int("batch", int64(t.batch))
 	} else {
 		r.num("rate", o.rate)
 	}
@@ -258,10 +265,11 @@ func runPrivmsg(o *options, cl *client, r *result) error {
 	}
 	defInt(&o.window, 100)
 	defInt(&o.inflight, 100)
-	t := newTraffic(pairs, o.window, 1, 0)
+	t := newTraffic(pairs, o.window, o.batch, 1, 0)
 	r.int("n", int64(2*pairs))
 	r.int("pairs", int64(pairs))
 	r.int("window", int64(o.window))
+	r.int("batch", int64(t.batch))
 	conns, failed, err := cl.loginAll(0, 2*pairs, o.inflight, func(i int) handler {
 		if i < pairs {
 			return &receiver{t: t, shard: i, base: -1} // senders hear nothing
