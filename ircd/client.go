@@ -422,9 +422,8 @@ func (c *client) cleanup() {
 		}
 		s.mu.Unlock()
 		s.leave(c, reason)
-		ctx, cancel := backendCtx()
+		ctx := c.srv.ctx
 		s.presence.Release(ctx, c.info(), s.now())
-		cancel()
 		s.log.Info("disconnect", "nick", c.nick, "addr", c.host, "reason", reason)
 	}
 	c.unmonitorAll()

@@ -59,9 +59,8 @@ func (c *client) replayMail() {
 		var msgs []state.Message
 		var err error
 		if c.account != "" {
-			ctx, cancel := backendCtx()
+			ctx := c.srv.ctx
 			msgs, err = c.srv.mailbox.Pending(ctx, c.key)
-			cancel()
 		}
 		m.mu.Lock()
 		if err != nil {
@@ -137,8 +136,7 @@ func (c *client) ackMail(token string) bool {
 		return false
 	}
 	s := c.srv
-	ctx, cancel := backendCtx()
-	defer cancel()
+	ctx := c.srv.ctx
 	if err := s.mailbox.Ack(ctx, c.key, ack.upTo); err != nil {
 		s.log.Error("deleting delivered offline messages", "account", c.account, "err", err)
 		return true

@@ -181,10 +181,8 @@ func (c *client) privmsg(command, target, text, tags string) {
 // and, finding a session, tells it to read its mailbox once more.
 func (s *Server) sendPrivate(from *client, m state.Private, target string) {
 	notice := m.Command != "PRIVMSG"
-	ctx, cancel := backendCtx()
-	defer cancel()
 	if to, ok := s.presence.Lookup(target); ok {
-		delivered, err := s.bus.Private(ctx, to, m)
+		delivered, err := s.bus.Private(s.ctx, to, m)
 		if err != nil {
 			s.log.Warn("delivering a private message", "to", to.Nick, "err", err)
 		}
@@ -209,6 +207,7 @@ func (s *Server) sendPrivate(from *client, m state.Private, target string) {
 	}
 	key := accounts.Fold(canonical)
 	offline := canonical + " is offline; your message will be delivered when they log in"
+	ctx := s.ctx
 	masks, err := s.silences.Silences(ctx, key)
 	if err != nil {
 		s.log.Error("reading a silence list", "account", canonical, "err", err)
@@ -250,23 +249,25 @@ func (s *Server) sendPrivate(from *client, m state.Private, target string) {
 // delivered: the sender must not learn of it). It reports false if the
 // session is closing.
 func (c *client) deliverPrivate(m state.Private) bool {
-	if c.silence.Load().matches(m.From.Prefix()) {
+	prefix := m.From.Prefix()
+	if c.silence.Load().matches(prefix) {
 		return true
 	}
 	f := formOf(c) & formsMessage
 	if m.Command == "TAGMSG" && f&formTags == 0 {
 		return true // nothing to show a client without message-tags
 	}
-	return c.pushPrivate(privateLine(m, c.nick, f))
+	return c.pushPrivate(privateLine(m, prefix, c.nick, f))
 }
 
-// privateLine encodes a private message to target for a recipient of form f.
-func privateLine(m state.Private, target string, f form) []byte {
+// privateLine encodes a private message from prefix to target for a
+// recipient of form f.
+func privateLine(m state.Private, prefix, target string, f form) []byte {
 	params := []string{target, m.Text}
 	if m.Command == "TAGMSG" {
 		params = params[:1]
 	}
-	return appendMessage(nil, f.tagString(m.Time, m.From.Account, m.Tags, m.ID), m.From.Prefix(), m.Command, params...)
+	return appendMessage(nil, f.tagString(m.Time, m.From.Account, m.Tags, m.ID), prefix, m.Command, params...)
 }
 
 // echoPrivate sends an echo-message client its own private message.
@@ -274,5 +275,5 @@ func (c *client) echoPrivate(m state.Private, target string) {
 	if !c.has(capEchoMessage) {
 		return
 	}
-	c.out.push(privateLine(m, target, formOf(c)&formsMessage))
+	c.out.push(privateLine(m, c.prefix, target, formOf(c)&formsMessage))
 }

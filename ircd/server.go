@@ -153,6 +153,8 @@ type Server struct {
 	shutdown  bool
 	nextID    uint64
 
+	ctx      context.Context // what backend calls take; it ends at Shutdown
+	cancel   context.CancelFunc
 	wg       sync.WaitGroup // connections
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -185,6 +187,7 @@ func New(cfg Config, b Backends) (*Server, error) {
 		stop:      make(chan struct{}),
 		deferred:  deferredFlush{delay: announceDelay},
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.live.Store(&cfg)
 	s.commands = make(map[string]command, len(commandTable)+len(cfg.extraCommands))
 	for name, cmd := range commandTable {
@@ -310,6 +313,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			c.nc.Close()
 		}
 	}
+	s.cancel()
 	s.mu.Lock()
 	p := s.poller
 	s.mu.Unlock()

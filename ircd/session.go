@@ -23,9 +23,8 @@ func (c *client) completeRegistration() {
 	c.idle.Store(c.signon.Unix())
 	c.session = newSessionID(s.node, c.id)
 	if c.account != "" {
-		ctx, cancel := backendCtx()
+		ctx := c.srv.ctx
 		masks, err := s.silences.Silences(ctx, c.key)
-		cancel()
 		if err != nil {
 			s.log.Error("loading silence list", "account", c.account, "err", err)
 			c.unavailable()
@@ -60,8 +59,7 @@ func newSessionID(node string, conn uint64) string {
 // dead connection, a closed laptop or a lost network, and ended). A guest
 // whose nick is taken gets 433 and may pick another.
 func (s *Server) claim(c *client) bool {
-	ctx, cancel := backendCtx()
-	defer cancel()
+	ctx := s.ctx
 	info := c.info()
 	err := s.presence.Claim(ctx, info, "")
 	var held *state.HeldError

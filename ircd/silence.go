@@ -125,9 +125,8 @@ func (c *client) changeSilence(arg string) bool {
 			c.reply(errSileListFull, mask, "Your silence list is full")
 			return false
 		}
-		ctx, cancel := backendCtx()
+		ctx := c.srv.ctx
 		_, err := s.silences.AddSilence(ctx, c.key, mask)
-		cancel()
 		if err != nil {
 			s.log.Error("saving silence list", "account", c.account, "err", err)
 			c.notice("Could not save your silence list; please try again")
@@ -142,9 +141,8 @@ func (c *client) changeSilence(arg string) bool {
 		c.reply(errNotSilenced, mask, "That mask is not on your silence list")
 		return false
 	}
-	ctx, cancel := backendCtx()
+	ctx := c.srv.ctx
 	_, err := s.silences.RemoveSilence(ctx, c.key, mask)
-	cancel()
 	if err != nil {
 		s.log.Error("saving silence list", "account", c.account, "err", err)
 		c.notice("Could not save your silence list; please try again")

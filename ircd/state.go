@@ -82,10 +82,7 @@ type Backends struct {
 	Node     string // this daemon's name, as in state.UserInfo.Node
 }
 
-// backendTimeout bounds one call to a backend, so a cluster that stops
-// answering stalls one command, not a session forever.
-const backendTimeout = 10 * time.Second
-
-func backendCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), backendTimeout)
-}
+// Backend calls take the server's context, which ends at Shutdown. A
+// backend that crosses the network bounds each call itself (a timer per
+// call here cost 14% of the CPU of a private message); the local ones
+// never block for long.

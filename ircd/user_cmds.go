@@ -46,8 +46,7 @@ func handleAWAY(c *client, m *irc.Message) {
 		c.reply(irc.RPL_NOWAWAY, "You have been marked as being away")
 	}
 	info := c.info()
-	ctx, cancel := backendCtx()
-	defer cancel()
+	ctx := c.srv.ctx
 	if err := s.presence.Update(ctx, info); err != nil {
 		s.log.Warn("publishing away status", "nick", c.nick, "err", err)
 	}

@@ -120,7 +120,9 @@ say "machine: $MACHINE"
 awk 'BEGIN { for (i = 0; i < 20000; i++) print "user" i " pw" i }' >"$TMP/users.txt"
 
 # Keys that only newer servers know: keep each one the server accepts.
-# flood_rate = 0 and max_per_ip / max_clients = 0 mean "no limit".
+# flood_rate = 0 and max_per_ip / max_clients / ip_login_failures = 0 mean
+# "no limit" (a thousand logins at once from 127.0.0.1 would otherwise
+# hold more checks in flight than one address is allowed).
 probe() { # probe BINARY SECTION KEY VALUE
 	printf '[server]\nlisten = ["127.0.0.1:0"]\n[accounts]\nusers_file = "%s"\n[store]\npath = "%s"\n[%s]\n%s = %s\n' \
 		"$TMP/users.txt" "$TMP/probe/ircd.db" "$2" "$3" "$4" >"$TMP/probe.toml"
@@ -130,7 +132,7 @@ for srv in "${SERVERS[@]}"; do
 	[ "$srv" = peer ] && continue
 	bin=BIN_$srv
 	limits=""
-	for kv in "flood_rate 0" "max_per_ip 0" "max_clients 0"; do
+	for kv in "flood_rate 0" "max_per_ip 0" "max_clients 0" "ip_login_failures 0"; do
 		set -- $kv
 		if probe "${!bin}" limits "$1" "$2"; then
 			limits+="$1 = $2"$'\n'
