@@ -76,17 +76,13 @@ type client struct {
 	signon  time.Time
 	idle    atomic.Int64 // unix seconds of the last message sent
 	mail    mailState    // stored messages replayed to the session
+	parted  atomic.Bool  // left the room (PART) and not back
 
 	// reader-owned
-	registered  bool
-	capBlocking bool
-	pass        *string
-	pendingNick string
-	gotUser     bool
-	sasl        saslState
-	authFailed  string            // closing ERROR text after a failed SASL attempt
-	monitoring  map[string]string // folded -> as given
-	lr          lineReader
+	registered bool
+	reg        *registering      // what logging in gathers; nil once registered
+	monitoring map[string]string // folded -> as given
+	lr         lineReader
 
 	// Timeouts, checked by Server.timeoutLoop (the server's clock, unix nanos).
 	connected   int64
@@ -137,7 +133,7 @@ func (s *Server) newClient(nc net.Conn) {
 		return
 	}
 	s.nextID++
-	c := &client{srv: s, nc: nc, id: s.nextID, host: host, quitCh: make(chan struct{}), connected: s.now().UnixNano()}
+	c := &client{srv: s, nc: nc, id: s.nextID, host: host, quitCh: make(chan struct{}), connected: s.now().UnixNano(), reg: new(registering)}
 	c.lr.r = nc
 	c.out = newSendQueue(nc, cfg.SendQ, cfg.WriteTimeout, func() {
 		s.stats.sendqDrops.Add(1)
@@ -457,7 +453,7 @@ func (c *client) setIdentity(nick, user, account string) {
 // info is the session as others see it.
 func (c *client) info() state.UserInfo {
 	u := state.UserInfo{Nick: c.nick, User: c.user, Host: c.host, Realname: c.realname, Account: c.account,
-		Signon: c.signon, Idle: time.Unix(c.idle.Load(), 0), Node: c.srv.node, Session: c.session}
+		Signon: c.signon, Idle: time.Unix(c.idle.Load(), 0), Node: c.srv.node, Session: c.session, Parted: c.parted.Load()}
 	if away := c.away.Load(); away != nil {
 		u.Away = *away
 	}

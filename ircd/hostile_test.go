@@ -67,7 +67,7 @@ func TestClientTagKeysValidatedAndBounded(t *testing.T) {
 		alice.sendRaw([]byte("@" + key + "=v;+ok=1 PRIVMSG #lobby :bad key " + fmt.Sprintf("%q", key) + "\r\n"))
 		line := bob.expect(`PRIVMSG #lobby :bad key`)
 		tags, _, _ := strings.Cut(line, " ")
-		if !strings.Contains(tags, "+ok=1") || strings.Count(tags, ";") != 2 { // account, +ok, time
+		if !strings.Contains(tags, "+ok=1") || strings.Count(tags, ";") != 3 { // account, msgid, +ok, time
 			t.Errorf("key %q: relayed tags %q", key, tags)
 		}
 	}

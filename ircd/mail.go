@@ -23,13 +23,38 @@ import (
 // mailbox is read and written outside it.
 type mailState struct {
 	mu       sync.Mutex
-	running  bool     // a replay is under way
-	again    bool     // ...and more mail arrived meanwhile: replay once more
-	queued   uint64   // the highest ID queued to the client
-	holding  bool     // live private messages wait for the first replay
-	held     [][]byte // ...here
-	heldSize int
-	acks     []mailAck // PINGs sent after a replay, not yet answered
+	running  bool  // a replay is under way
+	again    bool  // ...and more mail arrived meanwhile: replay once more
+	holding  bool  // live private messages wait for the first replay
+	liveNext uint8 // next slot of live
+	queued   uint64
+	held     *heldLines // what holding keeps back
+	acks     *[]mailAck // PINGs sent after a replay, not yet answered
+	// The ids of the last private messages delivered live. A sender whose
+	// delivery timed out (a cluster node that did not answer in time)
+	// stores the message too, under the same id; the replay skips it.
+	live *[liveIDs]string
+	// All three are allocated when first needed: a session costs memory
+	// in every big room, and most hold none of them most of the time.
+}
+
+type heldLines struct {
+	lines [][]byte
+	size  int
+}
+
+const liveIDs = 8
+
+func (m *mailState) deliveredLive(id string) bool {
+	if id == "" || m.live == nil {
+		return false
+	}
+	for _, l := range m.live {
+		if l == id {
+			return true
+		}
+	}
+	return false
 }
 
 type mailAck struct {
@@ -70,10 +95,12 @@ func (c *client) replayMail() {
 			c.queueMail(msgs)
 		}
 		if m.holding { // the first replay is done: what was held follows
-			for _, l := range m.held {
-				c.out.push(l)
+			if m.held != nil {
+				for _, l := range m.held.lines {
+					c.out.push(l)
+				}
 			}
-			m.held, m.heldSize, m.holding = nil, 0, false
+			m.held, m.holding = nil, false
 		}
 		if !m.again {
 			m.running = false
@@ -95,6 +122,10 @@ func (c *client) queueMail(msgs []state.Message) {
 		if msg.ID <= m.queued {
 			continue
 		}
+		if m.deliveredLive(msg.MsgID) {
+			m.queued = msg.ID // acknowledged with the rest, never shown twice
+			continue
+		}
 		text := msg.Text
 		tags := ""
 		if f&formTime != 0 {
@@ -107,15 +138,24 @@ func (c *client) queueMail(msgs []state.Message) {
 				tags = joinTags("account="+nick, tags)
 			}
 		}
+		if f&formTags != 0 && msg.MsgID != "" {
+			tags = joinTags("msgid="+msg.MsgID, tags)
+		}
 		c.out.push(appendMessage(nil, tags, msg.From, msg.Command, c.nick, text))
 		m.queued = msg.ID
 		n++
 	}
-	if n == 0 || len(m.acks) >= maxPendingAcks {
+	if n == 0 {
+		return
+	}
+	if m.acks == nil {
+		m.acks = new([]mailAck)
+	}
+	if len(*m.acks) >= maxPendingAcks {
 		return
 	}
 	token := "replay-" + strconv.FormatUint(m.queued, 10) + "-" + strconv.FormatInt(time.Now().UnixNano()%1e6, 10)
-	m.acks = append(m.acks, mailAck{token: token, upTo: m.queued, count: n})
+	*m.acks = append(*m.acks, mailAck{token: token, upTo: m.queued, count: n})
 	c.send("", "PING", token)
 }
 
@@ -124,11 +164,16 @@ func (c *client) ackMail(token string) bool {
 	m := &c.mail
 	m.mu.Lock()
 	var ack mailAck
-	for i, a := range m.acks {
-		if a.token == token {
-			ack = a
-			m.acks = append(m.acks[:i], m.acks[i+1:]...)
-			break
+	if m.acks != nil {
+		for i, a := range *m.acks {
+			if a.token == token {
+				ack = a
+				*m.acks = append((*m.acks)[:i], (*m.acks)[i+1:]...)
+				break
+			}
+		}
+		if len(*m.acks) == 0 {
+			m.acks = nil
 		}
 	}
 	m.mu.Unlock()
@@ -145,26 +190,36 @@ func (c *client) ackMail(token string) bool {
 	return true
 }
 
-// pushPrivate queues a private line to c, or holds it until the first
-// replay has queued the stored ones. It reports false if c is closing.
-func (c *client) pushPrivate(line []byte) bool {
+// pushPrivate queues a private line (message id) to c, or holds it until
+// the first replay has queued the stored ones. It reports false if c is
+// closing.
+func (c *client) pushPrivate(id string, line []byte) bool {
 	m := &c.mail
 	m.mu.Lock()
-	if m.holding {
-		defer m.mu.Unlock()
-		if c.quitMsg.Load() != nil {
-			return false
+	defer m.mu.Unlock()
+	if id != "" {
+		if m.live == nil {
+			m.live = new([liveIDs]string)
 		}
-		if m.heldSize+len(line) > c.srv.conf().SendQ {
-			c.quit("SendQ exceeded", "SendQ exceeded")
-			return false
-		}
-		m.held = append(m.held, line)
-		m.heldSize += len(line)
-		return true
+		m.live[m.liveNext] = id
+		m.liveNext = (m.liveNext + 1) % liveIDs
 	}
-	m.mu.Unlock()
-	return c.out.push(line)
+	if !m.holding {
+		return c.out.push(line)
+	}
+	if c.quitMsg.Load() != nil {
+		return false
+	}
+	if m.held == nil {
+		m.held = new(heldLines)
+	}
+	if m.held.size+len(line) > c.srv.conf().SendQ {
+		c.quit("SendQ exceeded", "SendQ exceeded")
+		return false
+	}
+	m.held.lines = append(m.held.lines, line)
+	m.held.size += len(line)
+	return true
 }
 
 func joinTags(a, b string) string {

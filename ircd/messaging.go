@@ -167,10 +167,10 @@ func (c *client) privmsg(command, target, text, tags string) {
 			}
 			return
 		}
-		s.bus.Room(state.RoomEvent{Kind: state.RoomMessage, From: c.info(), Command: command, Text: text, Tags: tags, Time: s.now()})
+		s.bus.Room(state.RoomEvent{Kind: state.RoomMessage, From: c.info(), Command: command, Text: text, Tags: tags, Time: s.now(), ID: s.newMsgID()})
 		return
 	}
-	s.sendPrivate(c, state.Private{From: c.info(), Command: command, Text: text, Tags: tags, Time: s.now()}, target)
+	s.sendPrivate(c, state.Private{From: c.info(), Command: command, Text: text, Tags: tags, Time: s.now(), ID: s.newMsgID()}, target)
 }
 
 // sendPrivate delivers a private message: to the recipient's session if
@@ -221,7 +221,7 @@ func (s *Server) sendPrivate(from *client, m state.Private, target string) {
 		}
 		return
 	}
-	_, err = s.mailbox.Append(ctx, key, state.Message{From: m.From.Prefix(), Sender: from.key, Command: m.Command, Text: m.Text, Time: m.Time})
+	_, err = s.mailbox.Append(ctx, key, state.Message{From: from.prefix, Sender: from.key, Command: m.Command, Text: m.Text, Time: m.Time, MsgID: m.ID})
 	switch {
 	case errors.Is(err, state.ErrMailboxFull):
 		from.reply(errCantSendToUser, canonical, canonical+"'s mailbox is full; your message was not stored")
@@ -257,7 +257,7 @@ func (c *client) deliverPrivate(m state.Private) bool {
 	if m.Command == "TAGMSG" && f&formTags == 0 {
 		return true // nothing to show a client without message-tags
 	}
-	return c.pushPrivate(privateLine(m, prefix, c.nick, f))
+	return c.pushPrivate(m.ID, privateLine(m, prefix, c.nick, f))
 }
 
 // privateLine encodes a private message from prefix to target for a

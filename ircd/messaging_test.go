@@ -209,7 +209,7 @@ func TestTagmsgAndClientTags(t *testing.T) {
 	bob := ts.login("bob")
 	carol := ts.login("carol", "message-tags")
 	carol.send("@+typing=active TAGMSG #lobby")
-	alice.expect(`^@\+typing=active :carol!.* TAGMSG #lobby$`)
+	alice.expect(`^@msgid=\S+;\+typing=active :carol!.* TAGMSG #lobby$`)
 	bob.expectNone(`TAGMSG`)
 	carol.send("@+draft/reply=abc;+x=y\\sz PRIVMSG #lobby :tagged")
 	line := alice.expect(`PRIVMSG #lobby :tagged$`)
@@ -270,4 +270,38 @@ func TestEchoOfStoredMessage(t *testing.T) {
 	alice.send("PRIVMSG Bob :for later")
 	alice.expect(`^:alice!\S+ PRIVMSG bob :for later$`)
 	alice.expect(` 301 alice bob `)
+}
+
+// With message-tags every relayed message carries a msgid (history and
+// clients that drop duplicates need it): room lines, private ones, live
+// or stored, each id different.
+func TestRelayedMessagesCarryMsgid(t *testing.T) {
+	ts := startServer(t)
+	alice := ts.login("alice", "message-tags", "echo-message")
+	bob := ts.login("bob", "message-tags")
+	plain := ts.login("carol")
+	alice.send("PRIVMSG #lobby :one")
+	alice.send("PRIVMSG bob :two")
+	ids := map[string]bool{}
+	for _, c := range []*testClient{alice, bob} {
+		for _, re := range []string{`^@msgid=([^ ;]+)\S* :alice!\S+ PRIVMSG #lobby :one$`} {
+			ids[c.expectMatch(re)[1]] = true
+		}
+	}
+	if len(ids) != 1 {
+		t.Fatalf("one line, ids %v: the echo and the relay must share it", ids)
+	}
+	two := bob.expectMatch(`^@msgid=([^ ;]+)\S* :alice!\S+ PRIVMSG bob :two$`)[1]
+	if two == "" || ids[two] {
+		t.Fatalf("private message id %q (room line's %v)", two, ids)
+	}
+	if l := plain.expect(`PRIVMSG #lobby :one$`); strings.HasPrefix(l, "@") {
+		t.Fatalf("tags sent to a client without message-tags: %q", l)
+	}
+	alice.send("PRIVMSG dave :stored")
+	alice.expect(` 301 alice dave `)
+	dave := ts.login("dave", "message-tags")
+	if id := dave.expectMatch(`^@msgid=([^ ;]+)\S* :alice!\S+ PRIVMSG dave :.*stored$`)[1]; id == "" || id == two {
+		t.Fatalf("stored message id %q", id)
+	}
 }

@@ -41,7 +41,7 @@ func handleCAP(c *client, m *irc.Message) {
 	switch sub {
 	case "LS":
 		if !c.registered {
-			c.capBlocking = true
+			c.reg.capBlocking = true
 		}
 		if v, err := strconv.Atoi(m.Param(1)); err == nil && v >= 302 {
 			c.caps.Or(capCapNotify) // implied by 302
@@ -65,7 +65,7 @@ func handleCAP(c *client, m *irc.Message) {
 			return
 		}
 		if !c.registered {
-			c.capBlocking = true
+			c.reg.capBlocking = true
 		}
 		var add, del uint32
 		ok := true
@@ -95,7 +95,7 @@ func handleCAP(c *client, m *irc.Message) {
 		c.send("", "CAP", c.name(), "ACK", m.Params[1])
 	case "END":
 		if !c.registered {
-			c.capBlocking = false
+			c.reg.capBlocking = false
 			c.maybeRegister()
 		}
 	default:
@@ -109,7 +109,7 @@ func handlePASS(c *client, m *irc.Message) {
 		return
 	}
 	pw := m.Params[0]
-	c.pass = &pw
+	c.reg.pass = &pw
 }
 
 func handleNICK(c *client, m *irc.Message) {
@@ -128,7 +128,7 @@ func handleNICK(c *client, m *irc.Message) {
 		c.reply(irc.ERR_ERRONEUSNICKNAME, nick, "Erroneous nickname")
 		return
 	}
-	c.pendingNick = nick
+	c.reg.pendingNick = nick
 	c.maybeRegister()
 }
 
@@ -139,7 +139,7 @@ func handleUSER(c *client, m *irc.Message) {
 	}
 	c.user = userName(m.Params[0])
 	c.realname = sanitize(m.Params[3])
-	c.gotUser = true
+	c.reg.gotUser = true
 	c.maybeRegister()
 }
 
@@ -161,6 +161,18 @@ func userName(u string) string {
 	return b.String()
 }
 
+// registering is what a connection gathers while it logs in; it is
+// dropped once the session is published, so a logged-in user does not
+// carry it.
+type registering struct {
+	capBlocking bool    // CAP negotiation holds registration until CAP END
+	pass        *string // PASS, if sent
+	pendingNick string
+	gotUser     bool
+	sasl        saslState
+	authFailed  string // closing ERROR text after a failed SASL attempt
+}
+
 type saslState struct {
 	started bool
 	buf     strings.Builder
@@ -170,39 +182,39 @@ type saslState struct {
 const saslMaxBytes = 1200
 
 func handleAUTHENTICATE(c *client, m *irc.Message) {
-	if c.registered || c.sasl.account != "" {
+	if c.registered || c.reg.sasl.account != "" {
 		c.reply(irc.ERR_SASLALREADY, "You have already authenticated using SASL")
 		return
 	}
 	arg := m.Params[0]
 	if arg == "*" {
-		c.sasl = saslState{}
+		c.reg.sasl = saslState{}
 		c.reply(irc.ERR_SASLABORTED, "SASL authentication aborted")
 		return
 	}
-	if !c.sasl.started {
+	if !c.reg.sasl.started {
 		if strings.ToUpper(arg) != "PLAIN" {
 			c.reply(irc.RPL_SASLMECHS, "PLAIN", "are available SASL mechanisms")
 			c.reply(irc.ERR_SASLFAIL, "SASL authentication failed")
 			return
 		}
-		c.sasl.started = true
+		c.reg.sasl.started = true
 		c.send("", "AUTHENTICATE", "+")
 		return
 	}
 	if arg != "+" {
-		c.sasl.buf.WriteString(arg)
+		c.reg.sasl.buf.WriteString(arg)
 	}
-	if c.sasl.buf.Len() > saslMaxBytes {
-		c.sasl = saslState{}
+	if c.reg.sasl.buf.Len() > saslMaxBytes {
+		c.reg.sasl = saslState{}
 		c.reply(irc.ERR_SASLTOOLONG, "SASL message too long")
 		return
 	}
 	if len(arg) == 400 {
 		return // more chunks follow
 	}
-	payload, err := base64.StdEncoding.DecodeString(c.sasl.buf.String())
-	c.sasl = saslState{}
+	payload, err := base64.StdEncoding.DecodeString(c.reg.sasl.buf.String())
+	c.reg.sasl = saslState{}
 	if err != nil {
 		c.reply(irc.ERR_SASLFAIL, "SASL authentication failed: invalid base64")
 		return
@@ -214,12 +226,12 @@ func handleAUTHENTICATE(c *client, m *irc.Message) {
 	}
 	account, refusal := c.authenticate(parts[1], parts[2])
 	if refusal != "" {
-		c.authFailed = refusal
+		c.reg.authFailed = refusal
 		c.reply(irc.ERR_SASLFAIL, "SASL authentication failed")
 		return
 	}
-	c.sasl.account = account
-	c.authFailed = "" // a retry that succeeds is a login
+	c.reg.sasl.account = account
+	c.reg.authFailed = "" // a retry that succeeds is a login
 	c.reply(irc.RPL_LOGGEDIN, account+"!"+account+"@"+c.host, account, "You are now logged in as "+account)
 	c.reply(irc.RPL_SASLSUCCESS, "SASL authentication successful")
 }
@@ -285,20 +297,20 @@ func (c *client) refuse(numericText, errorText string) {
 // maybeRegister logs the client in once NICK and USER are in and CAP
 // negotiation (if any) has ended.
 func (c *client) maybeRegister() {
-	if c.registered || c.pendingNick == "" || !c.gotUser || c.capBlocking || c.quitMsg.Load() != nil {
+	if c.registered || c.reg.pendingNick == "" || !c.reg.gotUser || c.reg.capBlocking || c.quitMsg.Load() != nil {
 		return
 	}
 	s := c.srv
-	nick := c.pendingNick
+	nick := c.reg.pendingNick
 	var account string
 	switch {
-	case c.authFailed != "":
-		c.refuse("Password incorrect", c.authFailed)
+	case c.reg.authFailed != "":
+		c.refuse("Password incorrect", c.reg.authFailed)
 		return
-	case c.sasl.account != "":
-		account = c.sasl.account
-	case c.pass != nil:
-		name, pw := splitPass(nick, *c.pass)
+	case c.reg.sasl.account != "":
+		account = c.reg.sasl.account
+	case c.reg.pass != nil:
+		name, pw := splitPass(nick, *c.reg.pass)
 		acct, refusal := c.authenticate(name, pw)
 		if refusal != "" {
 			text := "Password incorrect"

@@ -15,6 +15,9 @@ func (s *Server) join(c *client) {
 	if !s.room.add(c) {
 		return
 	}
+	if c.parted.Swap(false) { // back after a PART: presence says so
+		s.presence.Update(s.ctx, c.info())
+	}
 	s.bus.Room(state.RoomEvent{Kind: state.RoomJoin, From: c.info(), Time: s.now()})
 	c.sendTopic(false)
 	c.sendNames()
@@ -155,6 +158,8 @@ func (c *client) part(reason string) {
 		return
 	}
 	s.bus.Room(state.RoomEvent{Kind: state.RoomPart, From: c.info(), Text: reason, Time: s.now()})
+	c.parted.Store(true)
+	s.presence.Update(s.ctx, c.info())
 }
 
 func (c *client) sendTopic(explicit bool) {

@@ -5,10 +5,15 @@ package ircd
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -127,19 +132,21 @@ const announceDelay = 20 * time.Millisecond
 
 // Server is one chat server. Several can run in one process.
 type Server struct {
-	live     atomic.Pointer[Config] // replaced whole on Reload; never mutated
-	log      *slog.Logger
-	accounts *accounts.Accounts
-	presence Presence
-	mailbox  Mailbox
-	silences Silences
-	bus      Bus
-	node     string
-	created  time.Time
-	room     *room
-	deferred deferredFlush      // JOIN/PART/QUIT announcements to others wait for it
-	commands map[string]command // the command table; read-only after New
-	stats    stats
+	live      atomic.Pointer[Config] // replaced whole on Reload; never mutated
+	log       *slog.Logger
+	accounts  *accounts.Accounts
+	presence  Presence
+	mailbox   Mailbox
+	silences  Silences
+	bus       Bus
+	node      string
+	created   time.Time
+	room      *room
+	deferred  deferredFlush      // JOIN/PART/QUIT announcements to others wait for it
+	commands  map[string]command // the command table; read-only after New
+	stats     stats
+	msgPrefix string        // node and boot, for message ids
+	msgSeq    atomic.Uint64 // ...and a counter
 
 	// Lock order: s.mu, then room.mu, then a sendQueue's mu. No lock is
 	// held across a backend call (disk or network).
@@ -188,6 +195,7 @@ func New(cfg Config, b Backends) (*Server, error) {
 		deferred:  deferredFlush{delay: announceDelay},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.msgPrefix = msgIDPrefix(b.Node)
 	s.live.Store(&cfg)
 	s.commands = make(map[string]command, len(commandTable)+len(cfg.extraCommands))
 	for name, cmd := range commandTable {
@@ -391,4 +399,23 @@ func (s *Server) pollerFailed(err error, stranded []*client) {
 	for _, c := range stranded {
 		c.quit("Server error", "Server error, please reconnect")
 	}
+}
+
+// newMsgID returns an id unique to this server's run and, through the
+// node name and boot value, across the nodes of a cluster: the msgid tag
+// on every relayed message.
+func (s *Server) newMsgID() string {
+	n := s.msgSeq.Add(1)
+	return s.msgPrefix + strconv.FormatUint(n, 36)
+}
+
+// msgIDPrefix is 8 characters from the node's name and 4 random bytes,
+// so ids stay short and do not repeat across nodes or restarts.
+func msgIDPrefix(node string) string {
+	h := fnv.New32a()
+	h.Write([]byte(node))
+	var b [8]byte
+	binary.BigEndian.PutUint32(b[:4], h.Sum32())
+	rand.Read(b[4:])
+	return base64.RawURLEncoding.EncodeToString(b[:]) + "-"
 }

@@ -40,6 +40,7 @@ func (c *client) completeRegistration() {
 	s.sessions[c.key] = c
 	s.mu.Unlock()
 	c.registered = true
+	c.reg = nil
 	c.regDone.Store(true)
 	c.welcome()
 	s.join(c)
@@ -83,7 +84,7 @@ func (s *Server) claim(c *client) bool {
 		return true
 	case errors.As(err, &held) && c.account == "":
 		nick := c.nick
-		c.nick, c.key, c.prefix, c.pendingNick = "", "", "", ""
+		c.nick, c.key, c.prefix, c.reg.pendingNick = "", "", "", ""
 		c.reply(irc.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
 	case errors.As(err, &held):
 		s.log.Info("login refused: already logged in", "account", c.account, "addr", c.host)

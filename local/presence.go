@@ -30,14 +30,33 @@ type Presence struct {
 	log   *slog.Logger
 
 	mu       sync.RWMutex
-	online   map[string]state.UserInfo // folded nick -> session
-	seen     map[string]state.Seen     // folded nick -> when they left
-	dirty    map[string]struct{}       // left since the last flush
+	online   map[string]onlineUser // folded nick -> session
+	seen     map[string]state.Seen // folded nick -> when they left
+	dirty    map[string]struct{}   // left since the last flush
 	watchers map[string]map[state.Watcher]struct{}
 
 	flushMu sync.Mutex // one flush at a time, so an older batch never lands last
 	stop    chan struct{}
 	done    chan struct{}
+}
+
+// onlineUser is a state.UserInfo kept compactly: a big room holds one per
+// user, and times as nanoseconds take a third of the room.
+type onlineUser struct {
+	nick, user, host, realname, account, away, node, session string
+	signon, idle                                             int64
+	parted                                                   bool
+}
+
+func compact(u state.UserInfo) onlineUser {
+	return onlineUser{u.Nick, u.User, u.Host, u.Realname, u.Account, u.Away, u.Node, u.Session,
+		u.Signon.UnixNano(), u.Idle.UnixNano(), u.Parted}
+}
+
+func (o *onlineUser) info() state.UserInfo {
+	return state.UserInfo{Nick: o.nick, User: o.user, Host: o.host, Realname: o.realname, Account: o.account,
+		Away: o.away, Node: o.node, Session: o.session,
+		Signon: time.Unix(0, o.signon).UTC(), Idle: time.Unix(0, o.idle).UTC(), Parted: o.parted}
 }
 
 // PresenceOptions configure NewPresence.
@@ -63,7 +82,7 @@ func NewPresence(st SeenStore, opts PresenceOptions) (*Presence, error) {
 		return nil, err
 	}
 	p := &Presence{store: st, now: opts.Now, log: opts.Log,
-		online: make(map[string]state.UserInfo), seen: seen, dirty: make(map[string]struct{}),
+		online: make(map[string]onlineUser), seen: seen, dirty: make(map[string]struct{}),
 		watchers: make(map[string]map[state.Watcher]struct{}),
 		stop:     make(chan struct{}), done: make(chan struct{})}
 	go p.flushLoop(opts.Flush)
@@ -76,11 +95,11 @@ func NewPresence(st SeenStore, opts PresenceOptions) (*Presence, error) {
 func (p *Presence) Claim(_ context.Context, info state.UserInfo, displace string) error {
 	key := accounts.Fold(info.Nick)
 	p.mu.Lock()
-	if cur, ok := p.online[key]; ok && (displace == "" || cur.Session != displace) {
+	if cur, ok := p.online[key]; ok && (displace == "" || cur.session != displace) {
 		p.mu.Unlock()
-		return &state.HeldError{Holder: cur}
+		return &state.HeldError{Holder: cur.info()}
 	}
-	p.online[key] = info
+	p.online[key] = compact(info)
 	ws := p.watchersOf(key)
 	p.mu.Unlock()
 	for _, w := range ws {
@@ -94,7 +113,7 @@ func (p *Presence) Claim(_ context.Context, info state.UserInfo, displace string
 func (p *Presence) Release(_ context.Context, info state.UserInfo, at time.Time) bool {
 	key := accounts.Fold(info.Nick)
 	p.mu.Lock()
-	if cur, ok := p.online[key]; !ok || cur.Session != info.Session {
+	if cur, ok := p.online[key]; !ok || cur.session != info.Session {
 		p.mu.Unlock()
 		return false
 	}
@@ -117,8 +136,8 @@ func (p *Presence) Update(_ context.Context, info state.UserInfo) error {
 	key := accounts.Fold(info.Nick)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if cur, ok := p.online[key]; ok && cur.Session == info.Session {
-		p.online[key] = info
+	if cur, ok := p.online[key]; ok && cur.session == info.Session {
+		p.online[key] = compact(info)
 	}
 	return nil
 }
@@ -128,7 +147,10 @@ func (p *Presence) Lookup(nick string) (state.UserInfo, bool) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	u, ok := p.online[accounts.Fold(nick)]
-	return u, ok
+	if !ok {
+		return state.UserInfo{}, false
+	}
+	return u.info(), true
 }
 
 // Online calls fn for every online user, in no order, until it returns
@@ -137,7 +159,7 @@ func (p *Presence) Online(fn func(state.UserInfo) bool) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	for _, u := range p.online {
-		if !fn(u) {
+		if !fn(u.info()) {
 			return
 		}
 	}
@@ -233,8 +255,8 @@ func (p *Presence) Flush() {
 	p.mu.Lock()
 	batch := make(map[string]state.Seen, len(p.online)+len(p.dirty))
 	for key, u := range p.online {
-		if u.Account != "" {
-			batch[key] = state.Seen{Nick: u.Nick, User: u.User, Host: u.Host, Realname: u.Realname, At: now}
+		if u.account != "" {
+			batch[key] = state.Seen{Nick: u.nick, User: u.user, Host: u.host, Realname: u.realname, At: now}
 		}
 	}
 	for key := range p.dirty {

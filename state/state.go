@@ -22,6 +22,7 @@ type UserInfo struct {
 	Idle     time.Time // when the user last sent a message
 	Node     string    // the daemon holding the session
 	Session  string    // unique to the session; a claim is released or displaced by it
+	Parted   bool      // the user has left the room (PART) and not joined again
 }
 
 // Prefix is the user's nick!user@host.
@@ -41,6 +42,7 @@ type Message struct {
 	Command string    // PRIVMSG or NOTICE
 	Text    string    // the message text
 	Time    time.Time // when it was sent
+	MsgID   string    // the message's id (its msgid tag), so a copy delivered live is not replayed
 }
 
 // RoomEventKind says what a room event is.

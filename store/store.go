@@ -882,20 +882,21 @@ func parseID(b []byte) (uint64, error) {
 }
 
 // A version byte leads every record so the format can change: version 1
-// has no Sender, version 2 (written now) has one.
+// has no Sender, version 2 no MsgID, version 3 (written now) both.
 const (
 	msgVersion1 = 1
-	msgVersion  = 2
+	msgVersion2 = 2
+	msgVersion  = 3
 )
 
 // encodeMessage layout: version byte; uvarint-length-prefixed From, Command,
-// Text, Sender; varint Unix seconds; uvarint nanoseconds. Seconds plus
+// Text, Sender, MsgID; varint Unix seconds; uvarint nanoseconds. Seconds plus
 // nanoseconds (rather than UnixNano) cover every time.Time, including the
 // zero value.
 func encodeMessage(m Message) []byte {
-	buf := make([]byte, 0, 1+6*binary.MaxVarintLen64+len(m.From)+len(m.Command)+len(m.Text)+len(m.Sender))
+	buf := make([]byte, 0, 1+7*binary.MaxVarintLen64+len(m.From)+len(m.Command)+len(m.Text)+len(m.Sender)+len(m.MsgID))
 	buf = append(buf, msgVersion)
-	for _, s := range []string{m.From, m.Command, m.Text, m.Sender} {
+	for _, s := range []string{m.From, m.Command, m.Text, m.Sender, m.MsgID} {
 		buf = binary.AppendUvarint(buf, uint64(len(s)))
 		buf = append(buf, s...)
 	}
@@ -908,12 +909,16 @@ func encodeMessage(m Message) []byte {
 // damaged records yield errCorrupt instead of a panic or a huge allocation.
 func decodeMessage(b []byte) (Message, error) {
 	var m Message
-	if len(b) == 0 || (b[0] != msgVersion && b[0] != msgVersion1) {
-		return m, fmt.Errorf("%w: unknown message format", errCorrupt)
-	}
-	fields := []*string{&m.From, &m.Command, &m.Text, &m.Sender}
-	if b[0] == msgVersion1 {
+	fields := []*string{&m.From, &m.Command, &m.Text, &m.Sender, &m.MsgID}
+	switch {
+	case len(b) == 0:
+		return m, fmt.Errorf("%w: empty record", errCorrupt)
+	case b[0] == msgVersion1:
 		fields = fields[:3]
+	case b[0] == msgVersion2:
+		fields = fields[:4]
+	case b[0] != msgVersion:
+		return m, fmt.Errorf("%w: unknown message format", errCorrupt)
 	}
 	b = b[1:]
 	for _, dst := range fields {
