@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -205,7 +206,8 @@ func TestOpenFewBitFlips(t *testing.T) {
 // works (a zeroed page that was free is harmless).
 func TestOpenZeroedPages(t *testing.T) {
 	ps := os.Getpagesize()
-	n := len(pristineData(t)) / ps
+	pristine := pristineData(t)
+	n := usedPages(pristine, ps)
 	refused := 0
 	for pg := 0; pg < n; pg++ {
 		path, _ := damagedCopy(t, func(b []byte) []byte {
@@ -349,9 +351,20 @@ func TestSalvage(t *testing.T) {
 	}
 }
 
+// usedPages is how many pages of a file come before its all-zero tail
+// (bbolt grows a file ahead of its data).
+func usedPages(b []byte, ps int) int {
+	n := len(b) / ps
+	for n > 0 && !slices.ContainsFunc(b[(n-1)*ps:n*ps], func(c byte) bool { return c != 0 }) {
+		n--
+	}
+	return n
+}
+
 // Salvage reads what it can even from a file bbolt cannot open.
 func TestSalvageTruncated(t *testing.T) {
-	path, _ := damagedCopy(t, func(b []byte) []byte { return b[:len(b)/2] })
+	ps := os.Getpagesize()
+	path, _ := damagedCopy(t, func(b []byte) []byte { return b[:usedPages(b, ps)/2*ps] })
 	out := filepath.Join(t.TempDir(), "salvaged.db")
 	r, err := Salvage(path, out)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -85,6 +86,13 @@ type Store struct {
 	mailboxLimit atomic.Int64
 	perSender    atomic.Int64
 	corrupt      atomic.Uint64
+
+	// Silence lists are read for every message stored for someone
+	// offline; they are kept in memory once read. Changes (rare: a user's
+	// own SILENCE) are serialised by silenceMu and store the list they
+	// committed, so a reader's older copy never replaces it.
+	silenceMu    sync.Mutex
+	silenceCache sync.Map // account -> []string, never modified
 }
 
 // Open opens or creates the database at path, creating missing parent
@@ -664,8 +672,12 @@ func (s *Store) AddSilence(ctx context.Context, account, mask string) (added boo
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
+	s.silenceMu.Lock()
+	defer s.silenceMu.Unlock()
+	var list []string
 	err = s.update("add silence", func(tx *bolt.Tx) error {
 		added = false
+		defer func() { list = s.readSilences(account, tx.Bucket(bucketSilence).Bucket([]byte(account))) }()
 		b, err := tx.Bucket(bucketSilence).CreateBucketIfNotExists([]byte(account))
 		if err != nil {
 			return err
@@ -685,6 +697,9 @@ func (s *Store) AddSilence(ctx context.Context, account, mask string) (added boo
 		added = true
 		return nil
 	})
+	if err == nil {
+		s.silenceCache.Store(account, list)
+	}
 	return added && err == nil, err
 }
 
@@ -694,9 +709,17 @@ func (s *Store) RemoveSilence(ctx context.Context, account, mask string) (remove
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
+	s.silenceMu.Lock()
+	defer s.silenceMu.Unlock()
+	var list []string
 	err = s.update("remove silence", func(tx *bolt.Tx) error {
 		removed = false
 		parent := tx.Bucket(bucketSilence)
+		defer func() {
+			if b := parent.Bucket([]byte(account)); b != nil {
+				list = s.readSilences(account, b)
+			}
+		}()
 		b := parent.Bucket([]byte(account))
 		if b == nil || b.Get([]byte(mask)) == nil {
 			return nil
@@ -712,6 +735,9 @@ func (s *Store) RemoveSilence(ctx context.Context, account, mask string) (remove
 		}
 		return nil
 	})
+	if err == nil {
+		s.silenceCache.Store(account, list)
+	}
 	return removed && err == nil, err
 }
 
@@ -719,6 +745,9 @@ func (s *Store) RemoveSilence(ctx context.Context, account, mask string) (remove
 func (s *Store) Silences(ctx context.Context, account string) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if l, ok := s.silenceCache.Load(account); ok {
+		return slices.Clone(l.([]string)), nil
 	}
 	var masks []string
 	err := s.view("silences", func(tx *bolt.Tx) error {
@@ -730,6 +759,9 @@ func (s *Store) Silences(ctx context.Context, account string) ([]string, error) 
 		masks = s.readSilences(account, b)
 		return nil
 	})
+	if err == nil {
+		s.silenceCache.LoadOrStore(account, slices.Clone(masks))
+	}
 	return masks, err
 }
 

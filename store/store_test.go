@@ -532,3 +532,32 @@ func BenchmarkAppendParallel(b *testing.B) {
 		}
 	})
 }
+
+// Silence lists are served from memory once read, and a change is seen
+// at once: the cache holds what was committed.
+func TestSilencesCachedAndCurrent(t *testing.T) {
+	s := newTestStore(t, Options{})
+	for i, m := range []string{"a!*@*", "b!*@*"} {
+		if _, err := s.AddSilence(ctx, "bob", m); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Silences(ctx, "bob"); len(got) != i+1 {
+			t.Fatalf("after adding %s: %q", m, got)
+		}
+	}
+	got, _ := s.Silences(ctx, "bob")
+	got[0] = "changed by the caller"
+	if again, _ := s.Silences(ctx, "bob"); again[0] != "a!*@*" {
+		t.Fatalf("the cache was changed through a returned list: %q", again)
+	}
+	if _, err := s.RemoveSilence(ctx, "bob", "a!*@*"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Silences(ctx, "bob"); strings.Join(got, " ") != "b!*@*" {
+		t.Fatalf("after removing: %q", got)
+	}
+	s.RemoveSilence(ctx, "bob", "b!*@*")
+	if got, _ := s.Silences(ctx, "bob"); len(got) != 0 {
+		t.Fatalf("after removing all: %q", got)
+	}
+}
