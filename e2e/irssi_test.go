@@ -223,7 +223,7 @@ func TestIrssiOfflineMessage(t *testing.T) {
 	if d := shown.Sub(sent.Truncate(time.Second)); d < -time.Second || d > time.Second || !shown.Before(login.Truncate(time.Second)) {
 		t.Errorf("offline message shown at %s; sent at %s, delivered after %s\n%s", m[1], sent.UTC().Format("15:04:05.000"), login.UTC().Format("15:04:05.000"), c.debug())
 	}
-	c.wait("time tag on the wire", `(?m)^>> @time=\S+ :alice!\S+ PRIVMSG bob :`+text+`$`, c.rawLog())
+	c.wait("time tag on the wire", `(?m)^>> @\S*\btime=\S+ :alice!\S+ PRIVMSG bob :`+text+`$`, c.rawLog())
 }
 
 func TestIrssiWhoelse(t *testing.T) {

@@ -208,7 +208,7 @@ func TestWeechatOfflineMessage(t *testing.T) {
 	if d := shown.Sub(sent.Truncate(time.Second)); d < -time.Second || d > time.Second || !shown.Before(login.Truncate(time.Second)) {
 		t.Errorf("offline message shown at %s; sent at %s, delivered after %s\n%s", m[1], sent.UTC().Format("15:04:05.000"), login.UTC().Format("15:04:05.000"), c.debug())
 	}
-	c.wait("time tag on the wire", `(?m)^#1 S> @time=\S+ :alice!\S+ PRIVMSG bob :`+text+`$`, c.wire.Path)
+	c.wait("time tag on the wire", `(?m)^#1 S> @\S*\btime=\S+ :alice!\S+ PRIVMSG bob :`+text+`$`, c.wire.Path)
 }
 
 func TestWeechatWhoelse(t *testing.T) {
