@@ -283,6 +283,9 @@ const (
 	LockedOut
 	// AddressThrottled: too many failed logins from the client's address.
 	AddressThrottled
+	// Unavailable: the limiter's shared store (a cluster's) cannot be
+	// reached, so no password is checked.
+	Unavailable
 )
 
 func (r Result) String() string {
@@ -295,6 +298,8 @@ func (r Result) String() string {
 		return "LockedOut"
 	case AddressThrottled:
 		return "AddressThrottled"
+	case Unavailable:
+		return "Unavailable"
 	}
 	return fmt.Sprintf("Result(%d)", int(r))
 }

@@ -20,7 +20,18 @@ const minSweep = 64
 // password check, after which the answer is known.
 const busyRetry = time.Second
 
-type fingerprint [16]byte
+// Fingerprint is a keyed hash of a wrong password, so that a repeat can
+// be told without keeping the password.
+type Fingerprint [16]byte
+
+// NewFingerprint hashes password with key (HMAC-SHA-256, cut to 16 bytes).
+func NewFingerprint(key []byte, password string) Fingerprint {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte(password))
+	var fp Fingerprint
+	copy(fp[:], h.Sum(nil))
+	return fp
+}
 
 // LimiterPolicy sets a LoginLimiter's limits.
 type LimiterPolicy struct {
@@ -57,36 +68,55 @@ type LoginLimiter struct {
 	mu        sync.Mutex
 	p         LimiterPolicy
 	now       func() time.Time
-	names     map[string]*nameState // keyed by Fold(name)
-	addrs     map[string]*addrState
+	names     map[string]*NameRecord // keyed by Fold(name)
+	addrs     map[string]*AddrRecord
 	nameSweep int // sweep names once the map reaches this size
 	addrSweep int
 	key       [32]byte // HMAC key for password fingerprints; never leaves memory
 }
 
-type nameState struct {
-	failures int
-	inflight int       // checks begun and not yet done; the entry stays while > 0
-	last     time.Time // time of the last counted failure
-	until    time.Time // zero unless a lock was started
-	wrong    [recentWrong]fingerprint
-	nWrong   int // how many of wrong are set (ring index = nWrong % recentWrong)
+// NameRecord is what a limiter knows of one account name, and AddrRecord
+// of one client address. LoginLimiter keeps them in memory; a cluster
+// keeps them in a shared store and changes them with compare-and-set. The
+// rules that read and change them are LimiterPolicy's methods, the same
+// for both.
+type NameRecord struct {
+	Failures int
+	Inflight int       // checks begun and not yet done
+	Began    time.Time // when the last of them began
+	Last     time.Time // the last counted failure
+	Until    time.Time // zero unless a lock was started
+	Wrong    [recentWrong]Fingerprint
+	NWrong   int // how many of Wrong are set (ring index = NWrong % recentWrong)
 }
 
-func (s *nameState) seen(fp fingerprint) bool {
-	for i := range min(s.nWrong, recentWrong) {
-		if hmac.Equal(s.wrong[i][:], fp[:]) {
+// AddrRecord: see NameRecord.
+type AddrRecord struct {
+	Start    time.Time // first counted failure of the current window
+	Failures int
+	Inflight int
+	Began    time.Time
+}
+
+func (n *NameRecord) seen(fp Fingerprint) bool {
+	for i := range min(n.NWrong, recentWrong) {
+		if hmac.Equal(n.Wrong[i][:], fp[:]) {
 			return true
 		}
 	}
 	return false
 }
 
-type addrState struct {
-	start    time.Time // first counted failure of the current window
-	failures int
-	inflight int // the entry stays while > 0
-}
+// Idle reports that the record holds nothing: it may be dropped.
+func (n *NameRecord) Idle() bool { return n.Inflight == 0 && n.Failures == 0 && n.Until.IsZero() }
+
+// Idle reports that the record holds nothing: it may be dropped.
+func (a *AddrRecord) Idle() bool { return a.Inflight == 0 && a.Failures == 0 }
+
+// staleCheck is how long a check may stay in flight before it is taken
+// for lost (its node died between Begin and Done). A bcrypt check takes
+// milliseconds.
+const staleCheck = time.Minute
 
 // NewLoginLimiter returns a LoginLimiter with policy p. now is the clock
 // (time.Now if nil), injectable for tests.
@@ -96,7 +126,7 @@ func NewLoginLimiter(p LimiterPolicy, now func() time.Time) *LoginLimiter {
 	}
 	l := &LoginLimiter{
 		p: p, now: now,
-		names: make(map[string]*nameState), addrs: make(map[string]*addrState),
+		names: make(map[string]*NameRecord), addrs: make(map[string]*AddrRecord),
 		nameSweep: minSweep, addrSweep: minSweep,
 	}
 	rand.Read(l.key[:])
@@ -111,12 +141,8 @@ func (l *LoginLimiter) SetPolicy(p LimiterPolicy) {
 	l.p = p
 }
 
-func (l *LoginLimiter) fingerprint(password string) fingerprint {
-	h := hmac.New(sha256.New, l.key[:])
-	h.Write([]byte(password))
-	var fp fingerprint
-	copy(fp[:], h.Sum(nil))
-	return fp
+func (l *LoginLimiter) fingerprint(password string) Fingerprint {
+	return NewFingerprint(l.key[:], password)
 }
 
 // Verdict is Begin's answer.
@@ -152,7 +178,7 @@ type reservation struct {
 	l        *LoginLimiter
 	key      string // Fold(name)
 	addr     string
-	fp       fingerprint
+	fp       Fingerprint
 	nameHeld bool // counted in names[key].inflight
 	addrHeld bool // counted in addrs[addr].inflight
 	done     bool // guarded by l.mu
@@ -169,46 +195,125 @@ func (l *LoginLimiter) Begin(name, password, addr string) (Attempt, Verdict) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-
+	p := l.p
 	a := l.liveAddr(addr, now)
-	if l.p.addrsOn() && a != nil && a.failures+a.inflight >= l.p.AddrFailures {
-		retry := busyRetry
-		if a.failures >= l.p.AddrFailures {
-			retry = a.start.Add(l.p.AddrWindow).Sub(now)
-		}
-		return nil, Verdict{Result: AddressThrottled, RetryIn: retry}
+	if v, ok := p.CheckAddr(a, now); !ok {
+		return nil, v
 	}
 	n := l.liveName(key, now)
-	if n != nil && !n.until.IsZero() {
-		return nil, Verdict{Result: LockedOut, RetryIn: n.until.Sub(now)}
+	if v, ok := p.CheckName(n, fp, now); !ok {
+		return nil, v
 	}
-	if n != nil && n.seen(fp) {
-		return nil, Verdict{Result: BadCredentials}
-	}
-	if l.p.namesOn() && n != nil && n.failures+n.inflight >= l.p.MaxFailures {
-		return nil, Verdict{Result: LockedOut, RetryIn: busyRetry}
-	}
-
 	at := &reservation{l: l, key: key, addr: addr, fp: fp}
-	if l.p.namesOn() {
+	if p.namesOn() {
 		if n == nil {
 			l.maybeSweepNames(now)
-			n = &nameState{}
+			n = &NameRecord{}
 			l.names[key] = n
 		}
-		n.inflight++
+		p.Reserve(n, nil, now)
 		at.nameHeld = true
 	}
-	if l.p.addrsOn() {
+	if p.addrsOn() {
 		if a == nil {
 			l.maybeSweepAddrs(now)
-			a = &addrState{}
+			a = &AddrRecord{}
 			l.addrs[addr] = a
 		}
-		a.inflight++
+		p.Reserve(nil, a, now)
 		at.addrHeld = true
 	}
 	return at, Verdict{Result: OK}
+}
+
+// CheckAddr decides whether a check from the address of record a (nil:
+// none yet) may begin: not if the address is throttled, or if its
+// failures and the checks in flight reach its budget.
+func (p LimiterPolicy) CheckAddr(a *AddrRecord, now time.Time) (Verdict, bool) {
+	if a == nil || !p.addrsOn() {
+		return Verdict{}, true
+	}
+	p.RefreshAddr(a, now)
+	if a.Failures+a.Inflight < p.AddrFailures {
+		return Verdict{}, true
+	}
+	retry := busyRetry
+	if a.Failures >= p.AddrFailures {
+		retry = a.Start.Add(p.AddrWindow).Sub(now)
+	}
+	return Verdict{Result: AddressThrottled, RetryIn: retry}, false
+}
+
+// CheckName decides whether a check of a password (fingerprint fp) for
+// the name of record n (nil: none yet) may begin: not while the name is
+// locked, not for a repeat of one of its recent wrong passwords, and not
+// once failures and checks in flight reach MaxFailures.
+func (p LimiterPolicy) CheckName(n *NameRecord, fp Fingerprint, now time.Time) (Verdict, bool) {
+	if n == nil {
+		return Verdict{}, true
+	}
+	p.RefreshName(n, now)
+	switch {
+	case !n.Until.IsZero():
+		return Verdict{Result: LockedOut, RetryIn: n.Until.Sub(now)}, false
+	case n.seen(fp):
+		return Verdict{Result: BadCredentials}, false
+	case p.namesOn() && n.Failures+n.Inflight >= p.MaxFailures:
+		return Verdict{Result: LockedOut, RetryIn: busyRetry}, false
+	}
+	return Verdict{}, true
+}
+
+// Reserve counts a check in flight against n and a (either may be nil).
+func (p LimiterPolicy) Reserve(n *NameRecord, a *AddrRecord, now time.Time) {
+	if n != nil {
+		n.Inflight++
+		n.Began = now
+	}
+	if a != nil {
+		a.Inflight++
+		a.Began = now
+	}
+}
+
+// ResolveName ends a check reserved on n: ok means the password was
+// right, which clears the name's failures; a wrong one counts unless it
+// repeats a recent wrong password. lockStarted reports that this failure
+// started the lock, which happens once per lockout.
+func (p LimiterPolicy) ResolveName(n *NameRecord, ok bool, fp Fingerprint, now time.Time) (lockStarted, counted bool) {
+	n.Inflight = max(n.Inflight-1, 0)
+	p.RefreshName(n, now)
+	switch {
+	case ok:
+		*n = NameRecord{Inflight: n.Inflight, Began: n.Began}
+	case !n.Until.IsZero() || n.seen(fp):
+		// Locked meanwhile (only a lower limit from SetPolicy does that)
+		// or a repeat: tells a guesser nothing new.
+	case p.namesOn():
+		n.Wrong[n.NWrong%recentWrong] = fp
+		n.NWrong++
+		n.Failures++
+		n.Last = now
+		counted = true
+		if n.Failures >= p.MaxFailures {
+			n.Until = now.Add(p.Lockout)
+			lockStarted = true
+		}
+	}
+	return lockStarted, counted
+}
+
+// ResolveAddr ends a check reserved on a; counted is whether it was a
+// failure that counted toward its name.
+func (p LimiterPolicy) ResolveAddr(a *AddrRecord, counted bool, now time.Time) {
+	a.Inflight = max(a.Inflight-1, 0)
+	p.RefreshAddr(a, now)
+	if counted && p.addrsOn() {
+		if a.Failures == 0 {
+			a.Start = now
+		}
+		a.Failures++
+	}
 }
 
 // Done resolves the check: ok means the password was right. A success
@@ -225,44 +330,18 @@ func (at *reservation) Done(ok bool) (lockStarted bool) {
 	}
 	at.done = true
 	now := l.now()
-
 	counted := !ok
 	if at.nameHeld {
 		n := l.names[at.key] // never dropped while held
-		n.inflight--
-		l.refreshName(n, now)
-		switch {
-		case ok:
-			*n = nameState{inflight: n.inflight}
-		case !n.until.IsZero() || n.seen(at.fp):
-			// Locked meanwhile (only a lower limit from SetPolicy does
-			// that) or a repeat: tells a guesser nothing new.
-			counted = false
-		case l.p.namesOn():
-			n.wrong[n.nWrong%recentWrong] = at.fp
-			n.nWrong++
-			n.failures++
-			n.last = now
-			if n.failures >= l.p.MaxFailures {
-				n.until = now.Add(l.p.Lockout)
-				lockStarted = true
-			}
-		}
-		if n.inflight == 0 && n.idle() {
+		lockStarted, counted = l.p.ResolveName(n, ok, at.fp, now)
+		if n.Idle() {
 			delete(l.names, at.key)
 		}
 	}
 	if at.addrHeld {
 		a := l.addrs[at.addr]
-		a.inflight--
-		l.refreshAddr(a, now)
-		if counted && l.p.addrsOn() {
-			if a.failures == 0 {
-				a.start = now
-			}
-			a.failures++
-		}
-		if a.inflight == 0 && a.failures == 0 {
+		l.p.ResolveAddr(a, counted, now)
+		if a.Idle() {
 			delete(l.addrs, at.addr)
 		}
 	}
@@ -274,56 +353,62 @@ func (l *LoginLimiter) Locked(name string) (remaining time.Duration, locked bool
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	if n := l.liveName(Fold(name), now); n != nil && !n.until.IsZero() {
-		return n.until.Sub(now), true
+	if n := l.liveName(Fold(name), now); n != nil && !n.Until.IsZero() {
+		return n.Until.Sub(now), true
 	}
 	return 0, false
 }
 
-func (n *nameState) idle() bool { return n.failures == 0 && n.until.IsZero() }
-
-// refreshName forgets an expired lock, or a run of failures with none for
-// Lockout.
-func (l *LoginLimiter) refreshName(n *nameState, now time.Time) {
+// RefreshName forgets an expired lock, a run of failures with none for
+// Lockout, and checks in flight for so long that their node must have
+// died.
+func (p LimiterPolicy) RefreshName(n *NameRecord, now time.Time) {
+	if n.Inflight > 0 && now.Sub(n.Began) >= staleCheck {
+		n.Inflight = 0
+	}
 	var expired bool
-	if !n.until.IsZero() {
-		expired = !now.Before(n.until)
+	if !n.Until.IsZero() {
+		expired = !now.Before(n.Until)
 	} else {
-		expired = n.failures > 0 && now.Sub(n.last) >= l.p.Lockout
+		expired = n.Failures > 0 && now.Sub(n.Last) >= p.Lockout
 	}
 	if expired {
-		*n = nameState{inflight: n.inflight}
+		*n = NameRecord{Inflight: n.Inflight, Began: n.Began}
 	}
 }
 
-func (l *LoginLimiter) refreshAddr(a *addrState, now time.Time) {
-	if a.failures > 0 && now.Sub(a.start) >= l.p.AddrWindow {
-		a.failures, a.start = 0, time.Time{}
+// RefreshAddr is RefreshName for an address: its window ends.
+func (p LimiterPolicy) RefreshAddr(a *AddrRecord, now time.Time) {
+	if a.Inflight > 0 && now.Sub(a.Began) >= staleCheck {
+		a.Inflight = 0
+	}
+	if a.Failures > 0 && now.Sub(a.Start) >= p.AddrWindow {
+		a.Failures, a.Start = 0, time.Time{}
 	}
 }
 
-// liveName returns the state for key with expired parts forgotten, or nil
-// if nothing is left of it.
-func (l *LoginLimiter) liveName(key string, now time.Time) *nameState {
+// liveName returns the record for key with expired parts forgotten, or
+// nil if nothing is left of it.
+func (l *LoginLimiter) liveName(key string, now time.Time) *NameRecord {
 	n := l.names[key]
 	if n == nil {
 		return nil
 	}
-	l.refreshName(n, now)
-	if n.inflight == 0 && n.idle() {
+	l.p.RefreshName(n, now)
+	if n.Idle() {
 		delete(l.names, key)
 		return nil
 	}
 	return n
 }
 
-func (l *LoginLimiter) liveAddr(addr string, now time.Time) *addrState {
+func (l *LoginLimiter) liveAddr(addr string, now time.Time) *AddrRecord {
 	a := l.addrs[addr]
 	if a == nil {
 		return nil
 	}
-	l.refreshAddr(a, now)
-	if a.inflight == 0 && a.failures == 0 {
+	l.p.RefreshAddr(a, now)
+	if a.Idle() {
 		delete(l.addrs, addr)
 		return nil
 	}

@@ -13,7 +13,10 @@ import (
 	"github.com/lobbychat/ircd/accounts"
 )
 
-const unauthorized = "Unauthorized (bad account or password)"
+const (
+	unauthorized       = "Unauthorized (bad account or password)"
+	serviceUnavailable = "Service temporarily unavailable, please try again later"
+)
 
 func (c *client) capLS() string {
 	var names []string
@@ -251,6 +254,9 @@ func (c *client) authenticate(name, password string) (account, refusal string) {
 		s.stats.loginFailures.Add(1)
 		s.log.Warn("login failed", s.accountAttr(name), "addr", c.host, "reason", "account locked")
 		return "", fmt.Sprintf("Unauthorized (too many failed logins, retry in %ds)", secs)
+	case accounts.Unavailable:
+		s.log.Error("login refused: the login limiter's store is unreachable", s.accountAttr(name), "addr", c.host)
+		return "", serviceUnavailable
 	case accounts.AddressThrottled:
 		s.stats.loginFailures.Add(1)
 		s.log.Warn("login failed", s.accountAttr(name), "addr", c.host, "reason", "address throttled")
@@ -314,7 +320,10 @@ func (c *client) maybeRegister() {
 		acct, refusal := c.authenticate(name, pw)
 		if refusal != "" {
 			text := "Password incorrect"
-			if refusal != unauthorized {
+			switch {
+			case refusal == serviceUnavailable:
+				text = "Service temporarily unavailable"
+			case refusal != unauthorized:
 				text = "Too many failed logins; try again later"
 			}
 			c.refuse(text, refusal)

@@ -99,7 +99,7 @@ func (s *Server) claim(c *client) bool {
 
 // unavailable refuses a login the backends cannot serve now.
 func (c *client) unavailable() {
-	c.quit("Service unavailable", "Service temporarily unavailable, please try again later")
+	c.quit("Service unavailable", serviceUnavailable)
 }
 
 // leave takes c out of the room, telling the others.
