@@ -351,3 +351,16 @@ func (n *Node) op(ctx context.Context) (context.Context, context.CancelFunc) {
 func unavailable(what string, err error) error {
 	return fmt.Errorf("%s: %w (%w)", what, state.ErrUnavailable, err)
 }
+
+// Kill drops this node's connections to NATS at once, renewing and
+// releasing nothing: what a killed process leaves behind, for tests of
+// how the others recover.
+func (n *Node) Kill() {
+	select {
+	case <-n.stop:
+	default:
+		close(n.stop)
+	}
+	n.room.Close()
+	n.nc.Close()
+}

@@ -33,6 +33,10 @@ type Presence struct {
 	kw []jetstream.KeyWatcher
 }
 
+// quitGrace is how long a session's QUIT has, after its claim is gone, to
+// arrive over the bus before the room is told it left anyway.
+const quitGrace = 2 * time.Second
+
 type entry struct {
 	info state.UserInfo
 	rev  uint64
@@ -163,11 +167,16 @@ func (p *Presence) sessionUpdate(e jetstream.KeyValueEntry) {
 			w.PresenceChanged(*gone, false)
 		}
 		if gone.Node != p.n.name {
-			// A member on another node is gone; if its QUIT did not come
-			// over the bus (its node died), this is how the room hears.
-			if h := p.n.bus.handler(); h != nil {
-				h.Room(state.RoomEvent{Kind: state.RoomQuit, From: *gone, Text: "Connection lost", Time: p.n.cfg.Now()})
-			}
+			// A session on another node is gone. Its QUIT comes over the
+			// bus, with its reason, unless its node died: then, a moment
+			// later, this is how the room hears (a member already gone is
+			// not removed twice).
+			info := *gone
+			time.AfterFunc(quitGrace, func() {
+				if h := p.n.bus.handler(); h != nil {
+					h.Room(state.RoomEvent{Kind: state.RoomQuit, From: info, Text: "Connection lost", Time: p.n.cfg.Now()})
+				}
+			})
 		}
 	}
 }

@@ -14,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
+
 	"github.com/lobbychat/ircd/accounts"
+	"github.com/lobbychat/ircd/cluster"
 	"github.com/lobbychat/ircd/local"
 	"github.com/lobbychat/ircd/store"
 )
@@ -56,6 +59,8 @@ type testServer struct {
 	presence Presence
 	mailbox  Mailbox
 	acc      *accounts.Accounts
+	db       *accounts.DB
+	node     *cluster.Node // the cluster kit's, if used
 	dbPath   string
 	cfg      Config
 	opts     storeOpts
@@ -65,15 +70,21 @@ type testServer struct {
 type storeOpts struct {
 	mailboxLimit int
 	perSender    int
+	nats         *natsserver.Server // if set, the cluster backends on this NATS server
+	node         string             // ...as this node
+	accounts     *accounts.Accounts // shared by the servers of one test, if set
 	seenFlush    time.Duration
 	tls          *tls.Config // if set, the server listens with TLS
 }
 
 type option func(*Config, *storeOpts)
 
-func withConfig(f func(*Config)) option    { return func(c *Config, _ *storeOpts) { f(c) } }
-func withMailboxLimit(n int) option        { return func(_ *Config, o *storeOpts) { o.mailboxLimit = n } }
-func withMailboxShare(n int) option        { return func(_ *Config, o *storeOpts) { o.perSender = n } }
+func withConfig(f func(*Config)) option { return func(c *Config, _ *storeOpts) { f(c) } }
+func withMailboxLimit(n int) option     { return func(_ *Config, o *storeOpts) { o.mailboxLimit = n } }
+func withMailboxShare(n int) option     { return func(_ *Config, o *storeOpts) { o.perSender = n } }
+func withNode(ns *natsserver.Server, node string) option {
+	return func(_ *Config, o *storeOpts) { o.nats, o.node = ns, node }
+}
 func withSeenFlush(d time.Duration) option { return func(_ *Config, o *storeOpts) { o.seenFlush = d } }
 func withTLS(cfg *tls.Config) option       { return func(_ *Config, o *storeOpts) { o.tls = cfg } }
 
@@ -85,12 +96,20 @@ func startServer(t testing.TB, opts ...option) *testServer {
 	for _, o := range opts {
 		o(&ts.cfg, &ts.opts)
 	}
+	if ts.opts.nats == nil && os.Getenv("IRCD_TEST_BACKEND") == "cluster" {
+		// `make test` runs the suite this way too: one node of a cluster.
+		ts.opts.nats, ts.opts.node = runNATS(t), "test"
+	}
 	ts.cfg.Now = ts.clock.Now
 	db, err := accounts.Parse(strings.NewReader(testUsers), "users.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts.acc = accounts.New(db, accounts.NewLoginLimiter(accounts.LimiterPolicy{MaxFailures: 3, Lockout: time.Minute}, ts.clock.Now))
+	if ts.opts.nats == nil {
+		ts.acc = accounts.New(db, accounts.NewLoginLimiter(testLimits, ts.clock.Now))
+	} else {
+		ts.db = db // the cluster kit makes the accounts with the cluster's limiter
+	}
 	ts.start()
 	t.Cleanup(ts.stop)
 	return ts
@@ -116,10 +135,39 @@ func (ts *testServer) localKit() Backends {
 	return Backends{Accounts: ts.acc, Presence: p, Mailbox: st, Silences: st, Bus: &local.Bus{}, Node: "test"}
 }
 
+// testLimits is the login limiter's policy in protocol tests.
+var testLimits = accounts.LimiterPolicy{MaxFailures: 3, Lockout: time.Minute}
+
+// clusterKit connects this server to the test's NATS server as a node of
+// a cluster: every backend is the JetStream one.
+func (ts *testServer) clusterKit() Backends {
+	t := ts.t
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n, err := cluster.Connect(ctx, cluster.Config{URLs: []string{ts.opts.nats.ClientURL()}, Node: ts.opts.node,
+		MailboxLimit: ts.opts.mailboxLimit, MailboxPerSender: ts.opts.perSender, Now: ts.clock.Now, Lease: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim, err := n.Limiter(ctx, testLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.acc = accounts.New(ts.db, lim)
+	ts.node = n
+	ts.closeKit = func() { n.Close() }
+	return Backends{Accounts: ts.acc, Presence: n.Presence(), Mailbox: n.Mailbox(), Silences: n.Silences(), Bus: n.Bus(), Node: n.Name()}
+}
+
 func (ts *testServer) start() {
 	t := ts.t
 	t.Helper()
-	b := ts.localKit()
+	var b Backends
+	if ts.opts.nats != nil {
+		b = ts.clusterKit()
+	} else {
+		b = ts.localKit()
+	}
 	srv, err := New(ts.cfg, b)
 	if err != nil {
 		t.Fatal(err)
@@ -242,8 +290,21 @@ func (c *testClient) expectMatch(re string) []string {
 
 func (c *testClient) expectLine(re string) (string, []string) {
 	c.t.Helper()
+	return c.expectLineWithin(re, waitTime)
+}
+
+// expectWithin is expect for what takes longer than a reply: a lease
+// that must lapse, say.
+func (c *testClient) expectWithin(re string, wait time.Duration) string {
+	c.t.Helper()
+	line, _ := c.expectLineWithin(re, wait)
+	return line
+}
+
+func (c *testClient) expectLineWithin(re string, wait time.Duration) (string, []string) {
+	c.t.Helper()
 	rx := regexp.MustCompile(re)
-	deadline := time.Now().Add(waitTime)
+	deadline := time.Now().Add(wait)
 	for {
 		line, err := c.readLine(deadline)
 		if err != nil {

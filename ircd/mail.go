@@ -67,6 +67,23 @@ type mailAck struct {
 // never answers holds at most this many tokens (its messages stay stored).
 const maxPendingAcks = 16
 
+// mailWaiting is a sender telling the session that it stored a message.
+// While the session is logging in, its own first replay reads the mailbox
+// again when it is done (so the welcome, the stored messages and what was
+// held back keep their order); later, a replay runs on a goroutine of its
+// own, so the sender does not wait for another user's mailbox.
+func (c *client) mailWaiting() {
+	m := &c.mail
+	m.mu.Lock()
+	if m.holding || m.running {
+		m.again = true
+		m.mu.Unlock()
+		return
+	}
+	m.mu.Unlock()
+	go c.replayMail()
+}
+
 // replayMail queues the stored messages not yet queued, oldest first,
 // then a PING whose PONG acknowledges them. Concurrent calls fold into
 // the one running.

@@ -147,3 +147,20 @@ func TestLoginRacesSendsExactlyOnce(t *testing.T) {
 	}
 	t.Logf("%d messages sent, %d reached one of the %d racing sessions", total, live, sessions)
 }
+
+// A sender's "mail waiting" during a login must not start a replay of its
+// own: the login's replay reads the mailbox again when it is done.
+// Otherwise that replay could outlast registration, and what the session
+// held back would follow a QUIT (TestLoginRacesSendsExactlyOnce once saw
+// messages lost and others twice this way, under load).
+func TestMailWaitingDuringLoginFoldsIntoItsReplay(t *testing.T) {
+	c := &client{}
+	c.mail.holding = true
+	c.mailWaiting()
+	c.mail.mu.Lock()
+	running, again := c.mail.running, c.mail.again
+	c.mail.mu.Unlock()
+	if running || !again {
+		t.Fatalf("running %v, again %v: want the login's replay to go round once more", running, again)
+	}
+}

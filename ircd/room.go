@@ -92,7 +92,7 @@ type room struct {
 }
 
 type remoteMember struct {
-	nick, prefix string
+	nick, prefix, session string
 }
 
 func newRoom(name, topic, setBy string, created time.Time) *room {
@@ -131,22 +131,25 @@ func (r *room) remove(c *client) bool {
 }
 
 // addRemote and removeRemote keep the names of another node's members.
+// A nick is one session at a time: a JOIN of a new session replaces the
+// old one (its QUIT may come later, from another node), and a QUIT or
+// PART removes only the session it is about.
 func (r *room) addRemote(u state.UserInfo) bool {
 	key := accounts.Fold(u.Nick)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.remote[key]; ok {
+	if m, ok := r.remote[key]; ok && m.session == u.Session {
 		return false
 	}
-	r.remote[key] = remoteMember{nick: u.Nick, prefix: u.Prefix()}
+	r.remote[key] = remoteMember{nick: u.Nick, prefix: u.Prefix(), session: u.Session}
 	return true
 }
 
-func (r *room) removeRemote(nick string) bool {
-	key := accounts.Fold(nick)
+func (r *room) removeRemote(u state.UserInfo) bool {
+	key := accounts.Fold(u.Nick)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.remote[key]; !ok {
+	if m, ok := r.remote[key]; !ok || m.session != u.Session {
 		return false
 	}
 	delete(r.remote, key)

@@ -83,11 +83,11 @@ func (s *Server) roomEvent(ev state.RoomEvent) {
 		if sender != nil {
 			r.remove(sender)
 		} else if !local {
-			r.removeRemote(from.Nick)
+			r.removeRemote(from)
 		}
 	case state.RoomQuit:
 		// This node's leaver left the room before the event was sent.
-		if !local && !r.removeRemote(from.Nick) {
+		if !local && !r.removeRemote(from) {
 			return
 		}
 		if s.quietMembership(r.size() + 1) {

@@ -130,7 +130,7 @@ func (h busHandler) Private(to state.UserInfo, m state.Private) bool {
 // waits for the next login.
 func (h busHandler) MailWaiting(to state.UserInfo) {
 	if c := h.s.session(to.Nick); c != nil && c.session == to.Session && c.quitMsg.Load() == nil {
-		go c.replayMail()
+		c.mailWaiting()
 	}
 }
 
