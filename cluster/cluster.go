@@ -342,6 +342,15 @@ func (n *Node) Close() error {
 	return nil
 }
 
+// down reports, at once, that NATS is out of reach: a call would wait
+// for its whole timeout while the connection is being restored.
+func (n *Node) down() error {
+	if n.nc.IsConnected() {
+		return nil
+	}
+	return fmt.Errorf("%w: NATS is not connected", state.ErrUnavailable)
+}
+
 // op bounds one call to NATS.
 func (n *Node) op(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, n.cfg.OpTimeout)

@@ -58,6 +58,9 @@ func (l *Limiter) now() time.Time { return l.n.cfg.Now() }
 // when another node changed it first. fn returns false to leave it as it
 // was. A record that is idle afterwards is deleted.
 func update[R any](ctx context.Context, l *Limiter, k string, fn func(r *R) bool, idle func(r *R) bool) error {
+	if err := l.n.down(); err != nil {
+		return err
+	}
 	ctx, cancel := l.n.op(ctx)
 	defer cancel()
 	for range 20 {

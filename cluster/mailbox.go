@@ -85,6 +85,9 @@ func (m *Mailbox) count(ctx context.Context, to string) (int64, error) {
 
 // Append stores msg once JetStream has acknowledged it.
 func (m *Mailbox) Append(ctx context.Context, to string, msg state.Message) (state.Message, error) {
+	if err := m.n.down(); err != nil {
+		return msg, err
+	}
 	ctx, cancel := m.n.op(ctx)
 	defer cancel()
 	if limit := m.limit.Load(); limit > 0 {
@@ -114,6 +117,9 @@ func (m *Mailbox) Append(ctx context.Context, to string, msg state.Message) (sta
 // Pending returns to's messages, oldest first. A record that does not
 // decode is skipped and logged.
 func (m *Mailbox) Pending(ctx context.Context, to string) ([]state.Message, error) {
+	if err := m.n.down(); err != nil {
+		return nil, err
+	}
 	ctx, cancel := m.n.op(ctx)
 	defer cancel()
 	cons, err := m.n.js.OrderedConsumer(ctx, streamMail, jetstream.OrderedConsumerConfig{
@@ -159,6 +165,9 @@ func (m *Mailbox) Pending(ctx context.Context, to string) ([]state.Message, erro
 
 // Ack deletes to's messages with IDs up to upTo.
 func (m *Mailbox) Ack(ctx context.Context, to string, upTo uint64) error {
+	if err := m.n.down(); err != nil {
+		return err
+	}
 	ctx, cancel := m.n.op(ctx)
 	defer cancel()
 	err := m.n.mail.Purge(ctx, jetstream.WithPurgeSubject(mailSubject(to)+".>"), jetstream.WithPurgeSequence(upTo+1))

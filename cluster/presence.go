@@ -275,6 +275,9 @@ func (p *Presence) deleteClaim(ctx context.Context, e entry) {
 
 // Claim makes info the session of its nick across the cluster.
 func (p *Presence) Claim(ctx context.Context, info state.UserInfo, displace string) error {
+	if err := p.n.down(); err != nil {
+		return err
+	}
 	nick := accounts.Fold(info.Nick)
 	k := key(nick)
 	val := encodeUser(info)

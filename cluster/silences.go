@@ -15,6 +15,9 @@ import (
 type Silences struct{ n *Node }
 
 func (s *Silences) get(ctx context.Context, account string) (masks []string, rev uint64, err error) {
+	if err := s.n.down(); err != nil {
+		return nil, 0, err
+	}
 	e, err := s.n.silences.Get(ctx, key(account))
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return nil, 0, nil

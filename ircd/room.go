@@ -134,15 +134,30 @@ func (r *room) remove(c *client) bool {
 // A nick is one session at a time: a JOIN of a new session replaces the
 // old one (its QUIT may come later, from another node), and a QUIT or
 // PART removes only the session it is about.
-func (r *room) addRemote(u state.UserInfo) bool {
+func (r *room) addRemote(u state.UserInfo) (added bool, replaced *remoteMember) {
 	key := accounts.Fold(u.Nick)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if m, ok := r.remote[key]; ok && m.session == u.Session {
-		return false
+	m, ok := r.remote[key]
+	if ok && m.session == u.Session {
+		return false, nil
 	}
 	r.remote[key] = remoteMember{nick: u.Nick, prefix: u.Prefix(), session: u.Session}
-	return true
+	if ok {
+		return true, &m
+	}
+	return true, nil
+}
+
+// takeRemote removes another node's member of nick, if any: a session of
+// this node's is joining under that nick.
+func (r *room) takeRemote(nick string) (remoteMember, bool) {
+	key := accounts.Fold(nick)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, ok := r.remote[key]
+	delete(r.remote, key)
+	return m, ok
 }
 
 func (r *room) removeRemote(u state.UserInfo) bool {

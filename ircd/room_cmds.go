@@ -12,6 +12,11 @@ import (
 
 // join adds c to the room, announces it and sends topic and names.
 func (s *Server) join(c *client) {
+	if old, ok := s.room.takeRemote(c.nick); ok {
+		// The nick's previous session was on a node that died without a
+		// word: it leaves before this one joins.
+		s.announceStaleQuit(old)
+	}
 	if !s.room.add(c) {
 		return
 	}
@@ -50,8 +55,14 @@ func (s *Server) roomEvent(ev state.RoomEvent) {
 			return appendMessage(nil, tags(f), prefix, ev.Command, params...)
 		}})
 	case state.RoomJoin:
-		if !local && !r.addRemote(from) {
-			return
+		if !local {
+			added, replaced := r.addRemote(from)
+			if !added {
+				return
+			}
+			if replaced != nil {
+				s.announceStaleQuit(*replaced)
+			}
 		}
 		build := func(f form) []byte {
 			params := []string{r.name}
@@ -105,6 +116,19 @@ func (s *Server) roomEvent(ev state.RoomEvent) {
 			return appendMessage(nil, tags(f), prefix, "AWAY", params...)
 		}})
 	}
+}
+
+// announceStaleQuit tells this node's members that a session of another
+// node left, when its own QUIT never came (its node died) and the nick is
+// joining again.
+func (s *Server) announceStaleQuit(m remoteMember) {
+	if s.quietMembership(s.room.size() + 1) {
+		return
+	}
+	t := s.now()
+	s.room.broadcast(fanout{prefix: m.prefix, lazy: true, build: func(f form) []byte {
+		return appendMessage(nil, f.tagString(t, "", "", ""), m.prefix, "QUIT", "Quit: Connection lost")
+	}})
 }
 
 // quietMembership reports whether a channel of members (counting the

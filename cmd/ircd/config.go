@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
@@ -76,6 +77,19 @@ type config struct {
 	Metrics struct {
 		Listen string `toml:"listen"`
 	} `toml:"metrics"`
+	Cluster struct {
+		NATS     []string `toml:"nats"`
+		Node     string   `toml:"node"`
+		User     string   `toml:"user"`
+		Password string   `toml:"password"`
+		Token    string   `toml:"token"`
+		Creds    string   `toml:"creds"`
+		TLSCA    string   `toml:"tls_ca"`
+		TLSCert  string   `toml:"tls_cert"`
+		TLSKey   string   `toml:"tls_key"`
+		Replicas int      `toml:"replicas"`
+		Lease    duration `toml:"lease"`
+	} `toml:"cluster"`
 	Log struct {
 		Level  string `toml:"level"`
 		Format string `toml:"format"`
@@ -114,6 +128,8 @@ func defaultConfig() config {
 	c.Limits.PingTimeout.Duration = d.PingTimeout
 	c.Log.Level = "info"
 	c.Log.Format = "text"
+	c.Cluster.Replicas = 1
+	c.Cluster.Lease.Duration = 12 * time.Second
 	return c
 }
 
@@ -163,6 +179,15 @@ func loadConfig(path string) (config, error) {
 	check(c.Limits.RegistrationTimeout.Duration > 0, "limits.registration_timeout", "must be > 0")
 	check(c.Limits.PingInterval.Duration > 0, "limits.ping_interval", "must be > 0")
 	check(c.Limits.PingTimeout.Duration > 0, "limits.ping_timeout", "must be > 0")
+	for _, u := range c.Cluster.NATS {
+		pu, err := url.Parse(u)
+		check(err == nil && (pu.Scheme == "nats" || pu.Scheme == "tls") && pu.Host != "", "cluster.nats", "%q is not a NATS address (nats://host:port or tls://host:port)", u)
+	}
+	check(c.Cluster.Node == "" || validNodeName(c.Cluster.Node), "cluster.node", "must be 1 to 64 letters, digits, '-' or '_', got %q", c.Cluster.Node)
+	check(c.Cluster.Replicas >= 1 && c.Cluster.Replicas <= 5, "cluster.replicas", "must be 1 to 5, got %d", c.Cluster.Replicas)
+	// The lease must outlast a JetStream leader election (4-8 s seen).
+	check(c.Cluster.Lease.Duration >= 2*time.Second, "cluster.lease", "must be at least 2s (12s or more in production)")
+	check(c.Cluster.TLSCert == "" || c.Cluster.TLSKey != "", "cluster.tls_key", "needed with tls_cert")
 	_, lerr := parseLevel(c.Log.Level)
 	check(lerr == nil, "log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
 	check(c.Log.Format == "text" || c.Log.Format == "json", "log.format", "must be \"text\" or \"json\", got %q", c.Log.Format)
@@ -178,7 +203,24 @@ func loadConfig(path string) (config, error) {
 	if c.TLS.Key != "" {
 		c.TLS.Key = resolve(dir, c.TLS.Key)
 	}
+	for _, f := range []*string{&c.Cluster.Creds, &c.Cluster.TLSCA, &c.Cluster.TLSCert, &c.Cluster.TLSKey} {
+		if *f != "" {
+			*f = resolve(dir, *f)
+		}
+	}
 	return c, nil
+}
+
+func validNodeName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func resolve(dir, p string) string {

@@ -94,14 +94,21 @@ type lineConn struct {
 	r *bufio.Reader
 }
 
-func (d *testDaemon) login(nick string) *lineConn {
+// dial connects to the daemon without logging in.
+func (d *testDaemon) dial() *lineConn {
 	d.t.Helper()
 	c, err := net.Dial("tcp", d.addr)
 	if err != nil {
 		d.t.Fatal(err)
 	}
 	d.t.Cleanup(func() { c.Close() })
-	lc := &lineConn{t: d.t, c: c, r: bufio.NewReader(c)}
+	return &lineConn{t: d.t, c: c, r: bufio.NewReader(c)}
+}
+
+func (d *testDaemon) login(nick string) *lineConn {
+	d.t.Helper()
+	lc := d.dial()
+	c := lc.c
 	fmt.Fprintf(c, "PASS %spw\r\nNICK %s\r\nUSER %s 0 * :%s\r\n", nick, nick, nick, nick)
 	lc.expect(` 366 ` + nick + ` `)
 	return lc

@@ -28,8 +28,6 @@ import (
 
 	"github.com/lobbychat/ircd/accounts"
 	"github.com/lobbychat/ircd/ircd"
-	"github.com/lobbychat/ircd/local"
-	"github.com/lobbychat/ircd/store"
 )
 
 func main() {
@@ -79,6 +77,14 @@ func check(path string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d accounts)\n", path, db.Len())
+	if len(cfg.Cluster.NATS) > 0 {
+		if _, err := clusterConfig(cfg); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "cluster: node %s, NATS %s (the embedded store is not used)\n", nodeName(cfg), strings.Join(cfg.Cluster.NATS, ", "))
+		return 0
+	}
 	return checkDatabase(path, cfg, stdout, stderr, true)
 }
 
@@ -170,15 +176,14 @@ func loadUsers(path string, log *slog.Logger) (*accounts.DB, error) {
 
 // daemon is one running server with everything main wires around it.
 type daemon struct {
-	path     string
-	cfg      config
-	log      *slog.Logger
-	level    *slog.LevelVar
-	acc      *accounts.Accounts
-	st       *store.Store
-	presence *local.Presence
-	srv      *ircd.Server
-	certs    certStore
+	path  string
+	cfg   config
+	log   *slog.Logger
+	level *slog.LevelVar
+	acc   *accounts.Accounts
+	be    *backends
+	srv   *ircd.Server
+	certs certStore
 }
 
 func run(path string, stderr io.Writer) error {
@@ -197,30 +202,14 @@ func run(path string, stderr io.Writer) error {
 			return err
 		}
 	}
-	d.acc = accounts.New(db, accounts.NewLoginLimiter(limiterPolicy(cfg), time.Now))
-	start := time.Now()
-	st, err := store.Open(cfg.Store.Path, store.Options{
-		MailboxLimit:     cfg.Store.MailboxLimit,
-		MailboxPerSender: cfg.Store.MailboxPerSender,
-		CheckTimeout:     cfg.Store.CheckTimeout.Duration,
-		Logger:           d.log,
-	})
+	d.be, err = d.openBackends(db)
 	if err != nil {
-		return withRecovery(err, path)
-	}
-	d.log.Info("store opened", "path", cfg.Store.Path, "check_timeout", cfg.Store.CheckTimeout.Duration, "took", time.Since(start).Round(time.Millisecond))
-	d.st = st
-	d.presence, err = local.NewPresence(st, local.PresenceOptions{Log: d.log})
-	if err != nil {
-		st.Close()
 		return err
 	}
-	d.srv, err = ircd.New(serverConfig(cfg, d.log), ircd.Backends{
-		Accounts: d.acc, Presence: d.presence, Mailbox: st, Silences: st, Bus: &local.Bus{}, Node: nodeName(),
-	})
+	d.acc = d.be.Accounts
+	d.srv, err = ircd.New(serverConfig(cfg, d.log), d.be.Backends)
 	if err != nil {
-		d.presence.Close()
-		st.Close()
+		d.be.close()
 		return err
 	}
 	// Catch signals before the first listener opens: a SIGHUP sent as soon
@@ -281,7 +270,7 @@ func (d *daemon) listen(serveErr chan<- error) error {
 			return fail(fmt.Errorf("listen (metrics) %s: %w", addr, err))
 		}
 		d.log.Info("metrics listening", "addr", l.Addr().String())
-		hs := &http.Server{Handler: metricsHandler(d.srv, d.st), ReadHeaderTimeout: 5 * time.Second}
+		hs := &http.Server{Handler: metricsHandler(d.srv, d.be), ReadHeaderTimeout: 5 * time.Second}
 		go func() { serveErr <- hs.Serve(l) }()
 	}
 	for i, l := range opened {
@@ -310,9 +299,7 @@ func (d *daemon) reload() {
 	}
 	cfg.Accounts.UsersFile = d.cfg.Accounts.UsersFile // listeners, paths and names need a restart
 	d.srv.Reload(serverConfig(cfg, d.log))
-	d.acc.Limiter().SetPolicy(limiterPolicy(cfg))
-	d.st.SetMailboxLimit(cfg.Store.MailboxLimit)
-	d.st.SetMailboxPerSender(cfg.Store.MailboxPerSender)
+	d.be.reload(cfg)
 	if l, err := parseLevel(cfg.Log.Level); err == nil {
 		d.level.Set(l)
 	}
@@ -330,17 +317,7 @@ func (d *daemon) shutdown() {
 	if err := d.srv.Shutdown(ctx); err != nil {
 		d.log.Error("shutdown", "err", err)
 	}
-	// The sessions have left; record their departures, then close the file.
-	d.presence.Close()
-	if err := d.st.Close(); err != nil {
-		d.log.Error("closing the store", "err", err)
+	if err := d.be.close(); err != nil {
+		d.log.Error("closing the state backends", "err", err)
 	}
-}
-
-// nodeName is this daemon's name in session ids: the host's name.
-func nodeName() string {
-	if h, err := os.Hostname(); err == nil && h != "" {
-		return h
-	}
-	return "ircd"
 }

@@ -8,14 +8,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lobbychat/ircd/ircd"
-	"github.com/lobbychat/ircd/store"
 )
 
 // statsCollector exports the server's counters at scrape time, so the
 // message path only bumps atomics and ircd knows nothing of Prometheus.
 type statsCollector struct {
 	srv   *ircd.Server
-	st    *store.Store
+	be    *backends
 	descs map[string]*prometheus.Desc
 }
 
@@ -33,10 +32,11 @@ var metricHelp = map[string]string{
 	"ircd_sendq_disconnects_total":   "Clients disconnected for exceeding their SendQ.",
 	"ircd_store_corrupt_records_total": "Damaged records or pages the store met and skipped (each is logged); " +
 		"not zero means run 'ircd store check'.",
+	"ircd_cluster_connected": "1 while this node reaches NATS (cluster mode); 0 means new logins are refused.",
 }
 
-func newStatsCollector(srv *ircd.Server, st *store.Store) *statsCollector {
-	c := &statsCollector{srv: srv, st: st, descs: make(map[string]*prometheus.Desc)}
+func newStatsCollector(srv *ircd.Server, be *backends) *statsCollector {
+	c := &statsCollector{srv: srv, be: be, descs: make(map[string]*prometheus.Desc)}
 	for name, help := range metricHelp {
 		c.descs[name] = prometheus.NewDesc(name, help, nil, nil)
 	}
@@ -68,15 +68,24 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter("ircd_offline_stored_total", st.OfflineStored)
 	counter("ircd_offline_delivered_total", st.OfflineDelivered)
 	counter("ircd_sendq_disconnects_total", st.SendQDisconnects)
-	counter("ircd_store_corrupt_records_total", c.st.CorruptRecords())
+	if c.be.st != nil {
+		counter("ircd_store_corrupt_records_total", c.be.st.CorruptRecords())
+	}
+	if n := c.be.node; n != nil {
+		up := 0
+		if n.Connected() {
+			up = 1
+		}
+		gauge("ircd_cluster_connected", up)
+	}
 }
 
 // metricsHandler serves /metrics from a registry of our own (no global
 // default registry), with Go runtime and process metrics alongside, and
 // /debug/pprof/.
-func metricsHandler(srv *ircd.Server, st *store.Store) http.Handler {
+func metricsHandler(srv *ircd.Server, be *backends) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newStatsCollector(srv, st),
+	reg.MustRegister(newStatsCollector(srv, be),
 		prometheus.NewGoCollector(),
 		prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
