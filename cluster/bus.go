@@ -86,6 +86,13 @@ func (b *Bus) Attach(h state.BusHandler) {
 		}
 		go func() { m.Respond(boolByte(h.Ping(who, wait))) }() // it waits up to wait
 	})
+	// Subscriptions take effect when the server has them: until then,
+	// lines for this node would be dropped.
+	for _, nc := range []*nats.Conn{b.n.room, b.n.nc} {
+		if err := nc.FlushTimeout(b.n.cfg.OpTimeout); err != nil {
+			b.n.log.Warn("subscriptions not confirmed by NATS", "err", err)
+		}
+	}
 }
 
 func boolByte(v bool) []byte {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/lobbychat/ircd/accounts"
 	"github.com/lobbychat/ircd/cluster"
 	"github.com/lobbychat/ircd/ircd"
 	"github.com/lobbychat/ircd/state/statetest"
@@ -85,5 +86,43 @@ func TestStateSuites(t *testing.T) {
 			},
 			Close: closeNode,
 		})
+	})
+}
+
+// The bus over NATS runs the bus suite with three nodes, and the
+// cluster's limiter the limiter suite.
+func TestBusSuite(t *testing.T) {
+	var nodes []*cluster.Node
+	statetest.RunBus(t, statetest.BusKit{
+		Open: func(t *testing.T) []ircd.Bus {
+			ns := runNATS(t)
+			var buses []ircd.Bus
+			for _, name := range []string{"n1", "n2", "n3"} {
+				n := connect(t, ns, cluster.Config{Node: name})
+				nodes = append(nodes, n)
+				buses = append(buses, n.Bus())
+			}
+			return buses
+		},
+		Close: func(*testing.T) {
+			for _, n := range nodes {
+				n.Close()
+			}
+		},
+	})
+}
+
+func TestLimiterSuite(t *testing.T) {
+	var node *cluster.Node
+	statetest.RunLimiter(t, statetest.LimiterKit{
+		Open: func(t *testing.T, p accounts.LimiterPolicy, now func() time.Time) accounts.Limiter {
+			node = connect(t, runNATS(t), cluster.Config{Now: now})
+			l, err := node.Limiter(context.Background(), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return l
+		},
+		Close: func(*testing.T) { node.Close() },
 	})
 }

@@ -40,3 +40,11 @@ func TestPresenceSuite(t *testing.T) {
 		},
 	})
 }
+
+// The direct bus runs the bus suite with its one node.
+func TestBusSuite(t *testing.T) {
+	statetest.RunBus(t, statetest.BusKit{
+		Open:  func(*testing.T) []ircd.Bus { return []ircd.Bus{&local.Bus{}} },
+		Close: func(*testing.T) {},
+	})
+}
