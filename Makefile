@@ -70,3 +70,9 @@ vet:
 
 clean:
 	rm -rf bin data
+
+# One room on three daemons with a three-server NATS cluster, all on
+# loopback (see README, "Running a cluster"); Ctrl-C stops it.
+.PHONY: cluster-demo
+cluster-demo:
+	GO=$(GO) bash scripts/cluster-demo.sh

@@ -146,9 +146,20 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 		n.Close()
 		return nil, err
 	}
-	if err := n.createResources(ctx); err != nil {
-		n.Close()
-		return nil, err
+	// A JetStream cluster that has just formed elects its leaders first:
+	// keep trying until ctx ends.
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		err := n.createResources(ctx)
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			n.Close()
+			return nil, err
+		case <-time.After(wait):
+			n.log.Info("waiting for JetStream", "err", err)
+		}
 	}
 	n.presence = &Presence{n: n}
 	n.bus = &Bus{n: n}
@@ -218,6 +229,8 @@ func (n *Node) createResources(ctx context.Context) error {
 	cfg := n.cfg
 	kv := func(name string, c jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 		c.Bucket, c.Storage, c.Replicas = name, jetstream.FileStorage, cfg.Replicas
+		ctx, cancel := n.op(ctx)
+		defer cancel()
 		b, err := n.js.CreateOrUpdateKeyValue(ctx, c)
 		if err != nil {
 			return nil, fmt.Errorf("cluster: bucket %s: %w", name, err)
@@ -242,7 +255,9 @@ func (n *Node) createResources(ctx context.Context) error {
 	if n.logins, err = kv(bucketLogins, jetstream.KeyValueConfig{History: 1}); err != nil {
 		return err
 	}
-	n.mail, err = n.js.CreateOrUpdateStream(ctx, mailStreamConfig(cfg.Replicas, cfg.MailboxPerSender))
+	octx, cancel := n.op(ctx)
+	defer cancel()
+	n.mail, err = n.js.CreateOrUpdateStream(octx, mailStreamConfig(cfg.Replicas, cfg.MailboxPerSender))
 	if err != nil {
 		return fmt.Errorf("cluster: stream %s: %w", streamMail, err)
 	}
