@@ -117,16 +117,16 @@ func (b *Bus) Room(ev state.RoomEvent) error {
 // (the node is gone) is "not delivered": the sender stores the message. A
 // timeout is an error and not delivered either; if the message did reach
 // the session, the stored copy has the same id and is not replayed.
-func (b *Bus) Private(ctx context.Context, to state.UserInfo, m state.Private) (bool, error) {
+func (b *Bus) Private(_ context.Context, to state.UserInfo, m state.Private) (bool, error) {
 	if to.Node == b.n.name {
 		if h := b.handler(); h != nil {
 			return h.Private(to, m), nil
 		}
 		return false, nil
 	}
-	ctx, cancel := b.n.op(ctx)
-	defer cancel()
-	reply, err := b.n.nc.RequestWithContext(ctx, nodeSubject(to.Node, "private"), encodePrivate(private{To: to, M: m}))
+	// nc.Request bounds the wait with a pooled timer; a context with a
+	// deadline per message costs a timer of its own (the hot path).
+	reply, err := b.n.nc.Request(nodeSubject(to.Node, "private"), encodePrivate(private{To: to, M: m}), b.n.cfg.OpTimeout)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return false, nil

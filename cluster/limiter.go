@@ -120,20 +120,27 @@ func (l *Limiter) Begin(name, password, addr string) (accounts.Attempt, accounts
 	}
 	var verdict accounts.Verdict
 	ok := false
+	at := &attempt{l: l, p: p, name: name, addr: addr, fp: fp, names: p.MaxFailures > 0 && p.Lockout > 0,
+		addrs: p.AddrFailures > 0 && p.AddrWindow > 0}
 	// The address first, only looked at; then the name, reserved; then
 	// the address, reserved, undoing the name if the address filled up
-	// meanwhile.
-	err := update(ctx, l, addrKey(addr), func(a *accounts.AddrRecord) bool {
-		verdict, ok = p.CheckAddr(a, now)
-		return false
-	}, addrIdle)
-	if err != nil {
-		return refused(err)
+	// meanwhile. A limit that is off costs nothing (a thousand logins at
+	// once from one address would all write its record).
+	if at.addrs {
+		err := update(ctx, l, addrKey(addr), func(a *accounts.AddrRecord) bool {
+			verdict, ok = p.CheckAddr(a, now)
+			return false
+		}, addrIdle)
+		if err != nil {
+			return refused(err)
+		}
+		if !ok {
+			return nil, verdict
+		}
 	}
-	if !ok {
-		return nil, verdict
-	}
-	err = update(ctx, l, nameKey(name), func(n *accounts.NameRecord) bool {
+	// The name is looked at even with the lockout off: a lock that was
+	// started before the policy changed still holds.
+	err := update(ctx, l, nameKey(name), func(n *accounts.NameRecord) bool {
 		if verdict, ok = p.CheckName(n, fp, now); ok {
 			p.Reserve(n, nil, now)
 		}
@@ -144,6 +151,9 @@ func (l *Limiter) Begin(name, password, addr string) (accounts.Attempt, accounts
 	}
 	if !ok {
 		return nil, verdict
+	}
+	if !at.addrs {
+		return at, accounts.Verdict{Result: accounts.OK}
 	}
 	err = update(ctx, l, addrKey(addr), func(a *accounts.AddrRecord) bool {
 		if verdict, ok = p.CheckAddr(a, now); ok {
@@ -161,7 +171,7 @@ func (l *Limiter) Begin(name, password, addr string) (accounts.Attempt, accounts
 		}
 		return nil, verdict
 	}
-	return &attempt{l: l, p: p, name: name, addr: addr, fp: fp}, accounts.Verdict{Result: accounts.OK}
+	return at, accounts.Verdict{Result: accounts.OK}
 }
 
 // Locked reports whether name is locked now, anywhere in the cluster.
@@ -180,11 +190,12 @@ func (l *Limiter) Locked(name string) (time.Duration, bool) {
 }
 
 type attempt struct {
-	l          *Limiter
-	p          accounts.LimiterPolicy
-	name, addr string
-	fp         accounts.Fingerprint
-	done       atomic.Bool
+	l            *Limiter
+	p            accounts.LimiterPolicy
+	name, addr   string
+	fp           accounts.Fingerprint
+	names, addrs bool // which records it reserved on
+	done         atomic.Bool
 }
 
 // Done resolves the check on both records.
@@ -202,6 +213,9 @@ func (at *attempt) Done(ok bool) (lockStarted bool) {
 	}, nameIdle)
 	if err != nil {
 		l.n.log.Error("login limiter: recording a check", "err", err)
+	}
+	if !at.addrs {
+		return lockStarted
 	}
 	if err := update(ctx, l, addrKey(at.addr), func(a *accounts.AddrRecord) bool {
 		p.ResolveAddr(a, counted, now)

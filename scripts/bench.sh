@@ -63,6 +63,7 @@ FDS=$(ulimit -n)
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/ircbench.XXXXXX") || exit 1
 SRV_PID=""
 stop_server() {
+	stop_cluster
 	[ -n "$SRV_PID" ] || return 0
 	kill -TERM "$SRV_PID" 2>/dev/null
 	# A server with thousands of clients takes a while to say goodbye to
@@ -89,6 +90,7 @@ say "== building"
 mkdir -p "$TMP/bin" bin
 $GO build -o "$TMP/bin/ircd" ./cmd/ircd || exit 1
 $GO build -o "$TMP/bin/ircbench" ./cmd/ircbench || exit 1
+$GO build -o "$TMP/bin/natsd" ./cmd/natsd || exit 1
 for b in ircd ircbench; do # rename into place: never rewrite a running binary
 	cp "$TMP/bin/$b" "bin/.$b.tmp" && mv -f "bin/.$b.tmp" "bin/$b"
 done
@@ -265,6 +267,67 @@ bench() {
 	done
 }
 
+# bench_cluster LABEL SCENARIO [ircbench flags...]: the current server as
+# a cluster, three daemons on one NATS server (bin/natsd), the tool's
+# connections spread over the three and the CPU of all four processes
+# summed. Labelled cluster-LABEL, next to LABEL on one server.
+CLUSTER_PIDS=()
+stop_cluster() {
+	for p in "${CLUSTER_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	for p in "${CLUSTER_PIDS[@]}"; do
+		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	CLUSTER_PIDS=()
+}
+bench_cluster() {
+	local label=cluster-$1 scenario=$2
+	shift 2
+	if [ -n "$ONLY" ] && ! [[ $label =~ $ONLY ]]; then
+		return 0
+	fi
+	local t0 nats="" addrs=() pids=() line node i
+	t0=$(date +%s)
+	rm -rf "$TMP/cluster"
+	mkdir -p "$TMP/cluster"
+	"$TMP/bin/natsd" -name bench -addr 127.0.0.1:0 -store "$TMP/cluster/nats" >"$TMP/cluster/nats.log" 2>&1 &
+	CLUSTER_PIDS+=($!)
+	pids+=($!)
+	for _ in $(seq 100); do
+		nats=$(sed -n 's/.*clients at \(nats:[^,]*\),.*/\1/p' "$TMP/cluster/nats.log")
+		[ -n "$nats" ] && break
+		sleep 0.1
+	done
+	for node in a b c; do
+		{
+			printf '[server]\nlisten = ["127.0.0.1:0"]\n[channel]\nannounce_limit = 0\n'
+			printf '[accounts]\nusers_file = "%s"\n' "$TMP/users.txt"
+			printf '[cluster]\nnats = ["%s"]\nnode = "%s"\n' "$nats" "$node"
+			printf '[limits]\n%s' "$LIMITS_new"
+		} >"$TMP/cluster/$node.toml"
+		"$BIN_new" -config "$TMP/cluster/$node.toml" >"$TMP/cluster/$node.log" 2>&1 &
+		CLUSTER_PIDS+=($!)
+		pids+=($!)
+		for i in $(seq 200); do
+			a=$(sed -n 's/.*msg=listening addr=\([0-9.:]*\).*/\1/p' "$TMP/cluster/$node.log" | head -n 1)
+			[ -n "$a" ] && break
+			sleep 0.1
+		done
+		addrs+=("$a")
+	done
+	if [ -n "$nats" ] && [ ${#addrs[@]} = 3 ] && [ -n "${addrs[2]}" ]; then
+		line=$(timeout 400 "$IRCBENCH" -addr "$(IFS=,; echo "${addrs[*]}")" -pid "$(IFS=,; echo "${pids[*]}")" -label "$label" "$@" "${TOOLFLAGS[@]}" "$scenario" 2>>"$TMP/cluster/ircbench.err")
+		[ -n "$line" ] || line="scenario=$scenario label=$label ok=0 error=ircbench_gave_no_result"
+	else
+		line="scenario=$scenario label=$label ok=0 error=cluster_did_not_start"
+	fi
+	stop_cluster
+	line+=" nodes=3 announce_limit=0"
+	printf '%s\n' "$line" >>"$OUT"
+	say "[$(($(date +%s) - t0))s cluster] $line"
+}
+
 HOLD_N=19000
 if [ "$FDS" -lt $((HOLD_N + 100)) ]; then
 	HOLD_N=$((FDS - 100))
@@ -308,6 +371,10 @@ bench privmsg-10000q 1000 privmsg -n 10000 -window 100 -duration 5s
 # Offline messages: replay at login, and storing (fsync before the 301).
 bench offline-1000 0 offline -msgs 1000 -senders 10
 bench offline-store-100 0 offline-store -senders 100 -window 1 -duration 5s
+
+# The same traffic with one room on three daemons (one NATS server).
+bench_cluster fanout-1000 fanout -n 1000 -senders 10 -window 10 -duration 10s -inflight 1000
+bench_cluster privmsg-1000 privmsg -n 1000 -window 100 -duration 10s -inflight 1000
 
 ELAPSED=$(($(date +%s) - START))
 
@@ -441,3 +508,29 @@ function target(name, lab, key, op, goal, goaltxt,    l, v, ok) {
 	printf "%-58s %-22s %-12s %s\n", name, v, goaltxt, ok ? "yes" : "NO"
 }
 ' "$BASEFILE" "$PEERFILE" "$OUT"
+
+# Cluster rows next to the same rows on one server.
+awk '
+function kv(line, key,    n, i, a, p) {
+	n = split(line, a, " ")
+	for (i = 1; i <= n; i++) { p = index(a[i], "="); if (p && substr(a[i], 1, p - 1) == key) return substr(a[i], p + 1) }
+	return "-"
+}
+{ lab = kv($0, "label"); res[lab] = $0 }
+END {
+	header = 0
+	for (lab in res) {
+		if (substr(lab, 1, 8) != "cluster-") continue
+		one = substr(lab, 9)
+		if (!header) {
+			printf "\n%-16s %-30s %14s %14s %9s\n", "cluster (3+NATS)", "metric (all processes summed)", "one server", "cluster", "ratio"
+			header = 1
+		}
+		for (k = 1; k <= 3; k++) {
+			key = (k == 1) ? "srv_cpu_s_per_M_deliveries" : (k == 2) ? "deliveries_per_s" : "lost"
+			o = kv(res[one], key); c = kv(res[lab], key)
+			printf "%-16s %-30s %14s %14s %9s\n", one, key, o, c, (o + 0 != 0 && c != "-" && o != "-") ? sprintf("%.2f", c / o) : "-"
+		}
+		if (kv(res[lab], "error") != "-") printf "%-16s error: %s\n", one, kv(res[lab], "error")
+	}
+}' "$OUT"

@@ -50,7 +50,7 @@ var joinCheck = []byte("ircbench-joincheck")
 // client is what every connection shares: where to connect, which
 // accounts to use, and the counters of connections that ended.
 type client struct {
-	addr      string
+	addrs     []string // connection idx goes to addrs[idx % len]
 	userPfx   string
 	passPfx   string
 	first     int // account index offset
@@ -116,7 +116,7 @@ func (cl *client) loginWith(idx int, h handler, pre string) (*conn, error) {
 	c := &conn{cl: cl, idx: idx, nick: cl.nick(idx), h: h,
 		welcomed: make(chan struct{}), joined: make(chan struct{}), done: make(chan struct{})}
 	c.dialAt = now()
-	nc, err := net.DialTimeout("tcp", cl.addr, cl.timeout)
+	nc, err := net.DialTimeout("tcp", cl.addrs[idx%len(cl.addrs)], cl.timeout)
 	if err != nil {
 		return nil, err
 	}

@@ -38,15 +38,15 @@ func runConnect(o *options, cl *client, r *result) error {
 	r.int("inflight", int64(o.inflight))
 
 	var rss0 int64
-	if o.pid > 0 {
+	if len(o.pids) > 0 {
 		var err error
-		if rss0, err = procRSS(o.pid); err != nil {
+		if rss0, err = o.pids.rss(); err != nil {
 			return fmt.Errorf("reading server RSS: %w", err)
 		}
 	}
 	var alive atomic.Int64
 	h := aliveHandler{alive: &alive}
-	m := startCPU(o.pid)
+	m := startCPU(o.pids)
 	conns, failed, firstErr := cl.loginAll(0, o.n, o.inflight, func(int) handler { return h })
 	login := m.stop()
 	defer cl.closeAll(conns)
@@ -79,15 +79,15 @@ func runConnect(o *options, cl *client, r *result) error {
 	end := time.Now().Add(idle)
 	for time.Now().Before(end) {
 		time.Sleep(min(250*time.Millisecond, time.Until(end)))
-		if o.pid > 0 {
-			if v, err := procRSS(o.pid); err == nil {
+		if len(o.pids) > 0 {
+			if v, err := o.pids.rss(); err == nil {
 				rssPeak = max(rssPeak, v)
 			}
 		}
 	}
 	r.num("idle_s", idle.Seconds())
-	if o.pid > 0 {
-		rss1, err := procRSS(o.pid)
+	if len(o.pids) > 0 {
+		rss1, err := o.pids.rss()
 		if err != nil {
 			return fmt.Errorf("reading server RSS: %w", err)
 		}

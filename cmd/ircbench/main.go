@@ -53,7 +53,7 @@ import (
 type options struct {
 	scenario   string
 	addr       string
-	pid        int
+	pids       procs
 	n          int
 	senders    int
 	window     int
@@ -99,8 +99,19 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.scenario, "scenario", "", "connect, storm, hold, fanout, privmsg, offline or offline-store (or give it as the argument)")
-	fs.StringVar(&o.addr, "addr", "127.0.0.1:6667", "server address")
-	fs.IntVar(&o.pid, "pid", 0, "server process id, for its CPU time and RSS (0: not reported)")
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:6667", "server address; several, comma-separated, take connections in turn (a cluster's nodes)")
+	fs.Func("pid", "server process id, for its CPU time and RSS; several, comma-separated, are summed (a cluster's daemons and NATS)", func(v string) error {
+		for _, f := range strings.Split(v, ",") {
+			pid, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				return err
+			}
+			if pid > 0 {
+				o.pids = append(o.pids, pid)
+			}
+		}
+		return nil
+	})
 	fs.IntVar(&o.n, "n", 100, "connections (members, pairs*2, ...)")
 	fs.IntVar(&o.senders, "senders", 0, "sending connections (default: fanout 10, offline 10, offline-store 100)")
 	fs.IntVar(&o.window, "window", 0, "messages in flight per sender (default: fanout 10, privmsg 100, offline 16, offline-store 1)")
@@ -161,7 +172,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ircbench: -batch must be between 1 and %d\n", maxBatch)
 		return 2
 	}
-	cl := &client{addr: o.addr, userPfx: o.userPfx, passPfx: o.passPfx, first: o.first,
+	cl := &client{addrs: strings.Split(o.addr, ","), userPfx: o.userPfx, passPfx: o.passPfx, first: o.first,
 		timeout: o.timeout, readBuf: max(o.readBuf, 512), auth: o.auth, join: o.join, channel: o.channel}
 	if o.cpuprofile != "" {
 		f, err := os.Create(o.cpuprofile)

@@ -127,7 +127,7 @@ func runOfflineStore(o *options, cl *client, r *result) error {
 	if failed > 0 {
 		return fmt.Errorf("%d logins failed: %v", failed, err)
 	}
-	waitQuiet(o.pid, 30*time.Second)
+	waitQuiet(o.pids, 30*time.Second)
 	// Offline accounts follow the senders: sender i uses S+i*R .. S+i*R+R-1.
 	names := make([][]string, S)
 	for i := range names {
@@ -135,7 +135,7 @@ func runOfflineStore(o *options, cl *client, r *result) error {
 			names[i] = append(names[i], cl.nick(S+i*R+j))
 		}
 	}
-	m := startCPU(o.pid)
+	m := startCPU(o.pids)
 	s.run(conns, func(int) int64 { return 0 },
 		func(sid int, seq int64) string { return names[sid][seq%int64(R)] }, o.duration, o.drain)
 	cs := m.stop()
@@ -225,10 +225,10 @@ func runOffline(o *options, cl *client, r *result) error {
 		}
 		return errors.New("nothing stored: " + why)
 	}
-	waitQuiet(o.pid, 10*time.Second)
+	waitQuiet(o.pids, 10*time.Second)
 
 	h := &offlineReceiver{last: make([]int64, S)}
-	m := startCPU(o.pid)
+	m := startCPU(o.pids)
 	c, err := cl.login(0, h)
 	if err != nil {
 		return fmt.Errorf("recipient login: %w", err)

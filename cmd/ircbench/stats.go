@@ -248,9 +248,44 @@ func procIO(pid int) (reads, writes int64, err error) {
 	return reads, writes, nil
 }
 
+// procs are the server's processes: one, or every process of a cluster
+// (its daemons and NATS), whose CPU, system calls and memory are summed.
+type procs []int
+
+func (p procs) sum(f func(pid int) (float64, error)) (float64, error) {
+	var t float64
+	for _, pid := range p {
+		v, err := f(pid)
+		if err != nil {
+			return 0, err
+		}
+		t += v
+	}
+	return t, nil
+}
+
+func (p procs) cpu() (float64, error)       { return p.sum(procCPU) }
+func (p procs) threadCPU() (float64, error) { return p.sum(procThreadCPU) }
+
+func (p procs) rss() (int64, error) {
+	v, err := p.sum(func(pid int) (float64, error) { r, err := procRSS(pid); return float64(r), err })
+	return int64(v), err
+}
+
+func (p procs) io() (reads, writes int64, err error) {
+	for _, pid := range p {
+		r, w, err := procIO(pid)
+		if err != nil {
+			return 0, 0, err
+		}
+		reads, writes = reads+r, writes+w
+	}
+	return reads, writes, nil
+}
+
 // cpuMeter measures the server's and the tool's CPU over an interval.
 type cpuMeter struct {
-	pid            int
+	pids           procs
 	stat0, thread0 float64
 	self0          float64
 	t0             int64
@@ -259,16 +294,16 @@ type cpuMeter struct {
 	ioOK           bool
 }
 
-func startCPU(pid int) *cpuMeter {
-	m := &cpuMeter{pid: pid}
-	if pid > 0 {
-		if v, err := procCPU(pid); err == nil {
+func startCPU(pids procs) *cpuMeter {
+	m := &cpuMeter{pids: pids}
+	if len(pids) > 0 {
+		if v, err := pids.cpu(); err == nil {
 			m.stat0, m.statOK = v, true
 		}
-		if v, err := procThreadCPU(pid); err == nil {
+		if v, err := pids.threadCPU(); err == nil {
 			m.thread0, m.thrOK = v, true
 		}
-		if r, w, err := procIO(pid); err == nil {
+		if r, w, err := pids.io(); err == nil {
 			m.r0, m.w0, m.ioOK = r, w, true
 		}
 	}
@@ -289,20 +324,20 @@ func (m *cpuMeter) stop() cpuSample {
 	if !m.statOK {
 		return s
 	}
-	stat, err := procCPU(m.pid)
+	stat, err := m.pids.cpu()
 	if err != nil {
 		return s
 	}
 	s.srv, s.srvOK = stat-m.stat0, true
 	if m.ioOK {
-		if r, w, err := procIO(m.pid); err == nil {
+		if r, w, err := m.pids.io(); err == nil {
 			s.reads, s.writes, s.ioOK = r-m.r0, w-m.w0, true
 		}
 	}
 	// Prefer the per-thread sum (ns resolution) unless utime+stime grew
 	// clearly more, which means threads exited during the interval.
 	if m.thrOK {
-		if thr, err := procThreadCPU(m.pid); err == nil && s.srv <= thr-m.thread0+0.05 {
+		if thr, err := m.pids.threadCPU(); err == nil && s.srv <= thr-m.thread0+0.05 {
 			s.srv = thr - m.thread0
 		}
 	}
@@ -312,19 +347,19 @@ func (m *cpuMeter) stop() cpuSample {
 // waitQuiet waits until the server has used less than 3 ms of CPU in a
 // 100 ms window (it has finished, e.g., flushing JOIN announcements), or
 // until limit passes. Without a pid it just sleeps briefly.
-func waitQuiet(pid int, limit time.Duration) {
-	if pid <= 0 {
+func waitQuiet(pids procs, limit time.Duration) {
+	if len(pids) == 0 {
 		time.Sleep(300 * time.Millisecond)
 		return
 	}
 	deadline := time.Now().Add(limit)
-	prev, err := procThreadCPU(pid)
+	prev, err := pids.threadCPU()
 	if err != nil {
 		return
 	}
 	for time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
-		cur, err := procThreadCPU(pid)
+		cur, err := pids.threadCPU()
 		if err != nil {
 			return
 		}

@@ -170,10 +170,10 @@ func sum(counters []atomic.Int64) int64 {
 // run starts one goroutine per sender for d, waits for them, then up to
 // drain for the messages still in flight. It returns the measured CPU
 // interval (sending plus draining).
-func (t *traffic) run(pid int, conns []*conn, targets []string, d, drain time.Duration) cpuSample {
+func (t *traffic) run(pids procs, conns []*conn, targets []string, d, drain time.Duration) cpuSample {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	m := startCPU(pid)
+	m := startCPU(pids)
 	start := time.Now()
 	for sid := range t.senders {
 		wg.Add(1)
@@ -247,12 +247,12 @@ func runFanout(o *options, cl *client, r *result) error {
 	if failed > 0 {
 		return fmt.Errorf("%d logins failed: %v", failed, err)
 	}
-	waitQuiet(o.pid, 30*time.Second) // let JOIN announcements flush
+	waitQuiet(o.pids, 30*time.Second) // let JOIN announcements flush
 	targets := make([]string, k)
 	for i := range targets {
 		targets[i] = o.channel
 	}
-	s := t.run(o.pid, conns, targets, o.duration, o.drain)
+	s := t.run(o.pids, conns, targets, o.duration, o.drain)
 	t.report(r, s, cl)
 	return nil
 }
@@ -280,12 +280,12 @@ func runPrivmsg(o *options, cl *client, r *result) error {
 	if failed > 0 {
 		return fmt.Errorf("%d logins failed: %v", failed, err)
 	}
-	waitQuiet(o.pid, 30*time.Second)
+	waitQuiet(o.pids, 30*time.Second)
 	targets := make([]string, pairs)
 	for i := range targets {
 		targets[i] = conns[pairs+i].nick
 	}
-	s := t.run(o.pid, conns, targets, o.duration, o.drain)
+	s := t.run(o.pids, conns, targets, o.duration, o.drain)
 	t.report(r, s, cl)
 	return nil
 }

@@ -61,6 +61,9 @@ func hostPort(a string) (string, int, error) {
 		return "", 0, err
 	}
 	n, err := strconv.Atoi(p)
+	if err == nil && n == 0 {
+		n = -1 // any free port (the server reads 0 as its default, 4222)
+	}
 	return h, n, err
 }
 
