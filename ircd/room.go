@@ -89,6 +89,8 @@ type room struct {
 	members []*client
 	index   map[*client]int
 	remote  map[string]remoteMember // folded nick -> member on another node
+
+	history *history // recent lines, nil when history is off
 }
 
 type remoteMember struct {

@@ -47,6 +47,8 @@ func (s *Server) roomEvent(ev state.RoomEvent) {
 		params := []string{r.name, ev.Text}
 		if ev.Command == "TAGMSG" {
 			params = params[:1]
+		} else {
+			r.history.add(histEntry{t: ev.Time, id: ev.ID, prefix: prefix, account: from.Account, command: ev.Command, text: ev.Text, tags: ev.Tags})
 		}
 		r.broadcast(fanout{sender: sender, prefix: prefix, echo: sender != nil && sender.has(capEchoMessage), build: func(f form) []byte {
 			if ev.Command == "TAGMSG" && f&formTags == 0 {

@@ -40,6 +40,7 @@ type Config struct {
 	SilenceLimit  int
 	MonitorLimit  int
 	AnnounceLimit int // above this many members, JOIN/QUIT are not announced; 0 = always
+	History       int // room lines kept for CHATHISTORY; 0 = none
 	SendQ         int
 	WriteTimeout  time.Duration
 	RegTimeout    time.Duration
@@ -64,6 +65,7 @@ func DefaultConfig() Config {
 		Network:       "LobbyNet",
 		Version:       "lobbyircd-0.1",
 		Channel:       "#lobby",
+		History:       200,
 		OnDuplicate:   "reject",
 		DuplicatePing: 5 * time.Second,
 		Recent:        time.Hour,
@@ -205,6 +207,7 @@ func New(cfg Config, b Backends) (*Server, error) {
 		s.commands[name] = cmd
 	}
 	s.room = newRoom(cfg.Channel, cfg.Topic, cfg.ServerName, s.created)
+	s.room.history = newHistory(cfg.History)
 	b.Bus.Attach(busHandler{s})
 	s.bg.Add(2)
 	go s.timeoutLoop()
@@ -289,6 +292,12 @@ func (s *Server) Serve(l net.Listener) error {
 		s.newClient(nc)
 	}
 }
+
+// ServeConn serves one connection accepted elsewhere (a WebSocket from
+// the web listener): it goes through the same admission, line reader,
+// command table, limits and send queue as a TCP connection, on a reader
+// goroutine of its own.
+func (s *Server) ServeConn(nc net.Conn) { s.newClient(nc) }
 
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("ircd: server closed")

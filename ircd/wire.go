@@ -209,7 +209,7 @@ func bareLast(command string, i int) bool {
 	switch command {
 	case "JOIN", "PART", "SILENCE", "NICK", "TAGMSG", "AUTHENTICATE":
 		return i == 0
-	case "004", rplTopicWhoTime, rplCreationTime, "324", "221", rplSileList:
+	case "004", rplTopicWhoTime, rplCreationTime, "324", "221", rplSileList, "BATCH":
 		return true
 	}
 	return false
