@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/irc.v4"
 
@@ -31,6 +32,7 @@ const (
 	capUserhostInNames
 	capBatch
 	capSASL
+	capChatHistory
 )
 
 var capNames = []struct {
@@ -41,6 +43,7 @@ var capNames = []struct {
 	{"away-notify", capAwayNotify},
 	{"batch", capBatch},
 	{"cap-notify", capCapNotify},
+	{"draft/chathistory", capChatHistory},
 	{"echo-message", capEchoMessage},
 	{"extended-join", capExtendedJoin},
 	{"message-tags", capMessageTags},
@@ -390,6 +393,9 @@ func (c *client) handleLine(raw string) {
 	if err != nil {
 		return // tags or prefix with nothing after them: no command to answer
 	}
+	if !utf8.ValidString(raw) && !c.acceptNonUTF8(msg.Command) {
+		return
+	}
 	if c.registered {
 		c.idle.Store(c.srv.now().Unix())
 	}
@@ -401,6 +407,20 @@ func (c *client) handleLine(raw string) {
 		}
 	}()
 	c.dispatch(msg, raw)
+}
+
+// acceptNonUTF8 answers a line that is not UTF-8, as UTF8ONLY promises:
+// a message is refused (FAIL), since relaying it would mean changing what
+// the sender wrote; any other command goes on with the bad bytes
+// replaced, and WARN says so.
+func (c *client) acceptNonUTF8(command string) bool {
+	switch command {
+	case "PRIVMSG", "NOTICE", "TAGMSG", "AWAY", "TOPIC", "BROADCAST", "MESSAGE":
+		c.send("", "FAIL", command, "INVALID_UTF8", "Message rejected: this server takes UTF-8 only")
+		return false
+	}
+	c.send("", "WARN", command, "INVALID_UTF8", "Invalid UTF-8 was replaced")
+	return true
 }
 
 // cleanup runs once when the reader ends: the session leaves the room

@@ -140,6 +140,10 @@ func handleUSER(c *client, m *irc.Message) {
 		c.reply(irc.ERR_ALREADYREGISTERED, "You may not reregister")
 		return
 	}
+	if m.Params[0] == "" || m.Params[3] == "" {
+		c.reply(irc.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")
+		return
+	}
 	c.user = userName(m.Params[0])
 	c.realname = sanitize(m.Params[3])
 	c.reg.gotUser = true
@@ -182,7 +186,10 @@ type saslState struct {
 	account string // set once authenticated
 }
 
-const saslMaxBytes = 1200
+const (
+	saslMaxBytes = 1200 // the base64 of the longest PLAIN payload we take
+	saslChunk    = 400  // AUTHENTICATE's chunk size
+)
 
 func handleAUTHENTICATE(c *client, m *irc.Message) {
 	if c.registered || c.reg.sasl.account != "" {
@@ -205,15 +212,22 @@ func handleAUTHENTICATE(c *client, m *irc.Message) {
 		c.send("", "AUTHENTICATE", "+")
 		return
 	}
-	if arg != "+" {
-		c.reg.sasl.buf.WriteString(arg)
-	}
-	if c.reg.sasl.buf.Len() > saslMaxBytes {
+	if len(arg) > saslChunk {
+		// One chunk longer than the protocol allows.
 		c.reg.sasl = saslState{}
 		c.reply(irc.ERR_SASLTOOLONG, "SASL message too long")
 		return
 	}
-	if len(arg) == 400 {
+	if arg != "+" {
+		c.reg.sasl.buf.WriteString(arg)
+	}
+	if c.reg.sasl.buf.Len() > saslMaxBytes {
+		// Well-formed chunks adding up to more than any PLAIN payload.
+		c.reg.sasl = saslState{}
+		c.reply(irc.ERR_SASLFAIL, "SASL authentication failed: the payload is too long")
+		return
+	}
+	if len(arg) == saslChunk {
 		return // more chunks follow
 	}
 	payload, err := base64.StdEncoding.DecodeString(c.reg.sasl.buf.String())
@@ -230,7 +244,13 @@ func handleAUTHENTICATE(c *client, m *irc.Message) {
 	account, refusal := c.authenticate(parts[1], parts[2])
 	if refusal != "" {
 		c.reg.authFailed = refusal
-		c.reply(irc.ERR_SASLFAIL, "SASL authentication failed")
+		text := "SASL authentication failed"
+		if refusal != unauthorized {
+			// A lock, a throttle, an outage: say so (and for how long), as
+			// the closing ERROR will; a wrong name or password says no more.
+			text += ": " + strings.TrimPrefix(strings.TrimSuffix(refusal, ")"), "Unauthorized (")
+		}
+		c.reply(irc.ERR_SASLFAIL, text)
 		return
 	}
 	c.reg.sasl.account = account
@@ -364,6 +384,9 @@ func (c *client) isupport() {
 		"NETWORK=" + cfg.Network, "NICKLEN=30", "PREFIX=(ov)@+",
 		"SILENCE=" + strconv.Itoa(cfg.SilenceLimit), "TARGMAX=PRIVMSG:4,NOTICE:4,TAGMSG:4,JOIN:,PART:,WHOIS:1,MONITOR:",
 		"TOPICLEN=390", "UTF8ONLY",
+	}
+	if c.srv.room.history != nil {
+		tokens = append(tokens, "CHATHISTORY="+strconv.Itoa(chathistoryMax), "MSGREFTYPES=msgid,timestamp")
 	}
 	for len(tokens) > 0 {
 		n := min(len(tokens), 12)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -39,6 +40,7 @@ type config struct {
 		Name          string `toml:"name"`
 		Topic         string `toml:"topic"`
 		AnnounceLimit int    `toml:"announce_limit"`
+		History       int    `toml:"history"`
 	} `toml:"channel"`
 	Accounts struct {
 		UsersFile     string   `toml:"users_file"`
@@ -77,6 +79,13 @@ type config struct {
 	Metrics struct {
 		Listen string `toml:"listen"`
 	} `toml:"metrics"`
+	Web struct {
+		Listen         []string `toml:"listen"`
+		TLSListen      []string `toml:"tls_listen"`
+		AllowedOrigins []string `toml:"allowed_origins"`
+		TrustedProxies []string `toml:"trusted_proxies"`
+		Insecure       bool     `toml:"insecure"`
+	} `toml:"web"`
 	Cluster struct {
 		NATS     []string `toml:"nats"`
 		Node     string   `toml:"node"`
@@ -106,6 +115,7 @@ func defaultConfig() config {
 	c.Server.Network = d.Network
 	c.Server.Listen = []string{"127.0.0.1:6667"}
 	c.Channel.Name = d.Channel
+	c.Channel.History = d.History
 	c.Accounts.UsersFile = "users.txt"
 	c.Accounts.MaxFailures = 3
 	c.Accounts.Lockout.Duration = 60 * time.Second
@@ -179,6 +189,19 @@ func loadConfig(path string) (config, error) {
 	check(c.Limits.RegistrationTimeout.Duration > 0, "limits.registration_timeout", "must be > 0")
 	check(c.Limits.PingInterval.Duration > 0, "limits.ping_interval", "must be > 0")
 	check(c.Limits.PingTimeout.Duration > 0, "limits.ping_timeout", "must be > 0")
+	check(c.Channel.History >= 0 && c.Channel.History <= 100000, "channel.history", "must be 0 (off) to 100000, got %d", c.Channel.History)
+	for _, a := range c.Web.Listen {
+		// SASL PLAIN would cross the network in the clear.
+		check(c.Web.Insecure || loopback(a), "web.listen", "%s is not a loopback address: serve the web client over TLS (web.tls_listen), or set web.insecure = true behind a TLS proxy", a)
+	}
+	check(len(c.Web.TLSListen) == 0 || (c.TLS.Cert != "" && c.TLS.Key != ""), "web.tls_listen", "needs [tls] cert and key")
+	for _, o := range c.Web.AllowedOrigins {
+		check(o != "*" && o != "", "web.allowed_origins", "%q would let any site's pages talk to the server as its visitors; name the hosts", o)
+	}
+	for _, p := range c.Web.TrustedProxies {
+		_, _, err := net.ParseCIDR(p)
+		check(err == nil, "web.trusted_proxies", "%q is not a CIDR (e.g. \"10.0.0.0/8\", \"127.0.0.1/32\")", p)
+	}
 	for _, u := range c.Cluster.NATS {
 		pu, err := url.Parse(u)
 		check(err == nil && (pu.Scheme == "nats" || pu.Scheme == "tls") && pu.Host != "", "cluster.nats", "%q is not a NATS address (nats://host:port or tls://host:port)", u)
@@ -209,6 +232,20 @@ func loadConfig(path string) (config, error) {
 		}
 	}
 	return c, nil
+}
+
+// loopback reports whether a listen address is on the loopback interface
+// only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func validNodeName(s string) bool {

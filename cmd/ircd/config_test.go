@@ -61,6 +61,17 @@ func TestDefaultsAreTheServers(t *testing.T) {
 	}
 }
 
+// A plaintext web listener beyond loopback would carry SASL passwords in
+// the clear: allowed only when marked insecure (behind a TLS proxy).
+func TestWebListenerOutsideLoopbackNeedsInsecure(t *testing.T) {
+	if _, err := loadConfig(writeConfig(t, "[web]\nlisten = [\"0.0.0.0:8080\"]\ninsecure = true\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadConfig(writeConfig(t, "[web]\nlisten = [\"127.0.0.1:8080\", \"[::1]:8080\"]\n")); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestConfigErrorsNameTheKey(t *testing.T) {
 	cases := map[string]string{
 		"[server]\nlisen = [\"x\"]\n":            `unknown key "server.lisen"`,

@@ -138,6 +138,7 @@ func serverConfig(cfg config, log *slog.Logger) ircd.Config {
 		Channel:       cfg.Channel.Name,
 		Topic:         cfg.Channel.Topic,
 		AnnounceLimit: cfg.Channel.AnnounceLimit,
+		History:       cfg.Channel.History,
 		Guests:        cfg.Accounts.Guests,
 		OnDuplicate:   cfg.Accounts.OnDuplicate,
 		DuplicatePing: cfg.Accounts.DuplicatePing.Duration,
@@ -263,6 +264,16 @@ func (d *daemon) listen(serveErr chan<- error) error {
 			return fail(fmt.Errorf("listen (tls) %s: %w", addr, err))
 		}
 		opened = append(opened, tls.NewListener(l, d.certs.tlsConfig()))
+	}
+	webLs, err := d.listenWeb(serveErr)
+	if err != nil {
+		return fail(err)
+	}
+	fail = func(err error) error {
+		for _, l := range append(opened, webLs...) {
+			l.Close()
+		}
+		return err
 	}
 	if addr := d.cfg.Metrics.Listen; addr != "" {
 		l, err := net.Listen("tcp", addr)
