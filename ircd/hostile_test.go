@@ -63,7 +63,9 @@ func TestClientTagKeysValidatedAndBounded(t *testing.T) {
 	ts := startServer(t)
 	alice := ts.login("alice", "message-tags", "server-time", "account-tag")
 	bob := ts.login("bob", "message-tags", "server-time", "account-tag")
-	for _, key := range []string{"+a\x1bb", "+a\xffb", "+a\x00b", "+a\rb", "+", "+/x", "+a.b/", "+x:y", "+a/b/c"} {
+	alice.sendRaw([]byte("@+a\xffb=v PRIVMSG #lobby :not UTF-8\r\n"))
+	alice.expect(`FAIL PRIVMSG INVALID_UTF8 `) // UTF8ONLY: refused whole
+	for _, key := range []string{"+a\x1bb", "+a\x00b", "+a\rb", "+", "+/x", "+a.b/", "+x:y", "+a/b/c"} {
 		alice.sendRaw([]byte("@" + key + "=v;+ok=1 PRIVMSG #lobby :bad key " + fmt.Sprintf("%q", key) + "\r\n"))
 		line := bob.expect(`PRIVMSG #lobby :bad key`)
 		tags, _, _ := strings.Cut(line, " ")
