@@ -163,7 +163,21 @@ write_config() {
 		printf '[accounts]\nusers_file = "%s"\n' "$TMP/users.txt"
 		printf '[store]\npath = "%s"\n' "$TMP/run/state/ircd.db"
 		printf '[limits]\n%s' "${!lim}"
+		if [ "${3:-}" = web ]; then
+			printf '[web]\nlisten = ["127.0.0.1:0"]\n'
+		fi
 	} >"$TMP/run/config.toml"
+}
+
+# web_addr: the running server's web listener as a WebSocket URL.
+web_addr() {
+	local a=""
+	for _ in $(seq 50); do
+		a=$(sed -n 's/.*msg="web listening" addr=\([0-9.:]*\).*/\1/p' "$TMP/run/ircd.log" | head -n 1)
+		[ -n "$a" ] && break
+		sleep 0.1
+	done
+	[ -n "$a" ] && printf 'ws://%s/irc' "$a"
 }
 
 # start_server BINARY: serve $TMP/run/config.toml; sets SRV_PID and ADDR.
@@ -242,8 +256,13 @@ bench() {
 			extra=(-auth none -join client)
 		else
 			bin=BIN_$srv
-			write_config "$srv" "$announce"
-			start_server "${!bin}" && started=1 || started=0
+			if [[ $label == web-* ]]; then
+				write_config "$srv" "$announce" web
+				start_server "${!bin}" && ADDR=$(web_addr) && started=1 || started=0
+			else
+				write_config "$srv" "$announce"
+				start_server "${!bin}" && started=1 || started=0
+			fi
 		fi
 		if [ "$started" = 1 ]; then
 			line=$(timeout 400 "$IRCBENCH" -addr "$ADDR" -pid "$SRV_PID" -label "$label" "${extra[@]}" "$@" "${TOOLFLAGS[@]}" "$scenario" 2>>"$TMP/run/ircbench.err")
@@ -352,6 +371,8 @@ bench connect-1000-noannounce 1 connect -n 1000
 # heap its O(n²) JOIN output grew into (glibc does not return it), so its
 # figure grows with the login pace; see BENCHMARKS.md.
 bench -peer idle-5000 0 connect -n 5000 -inflight 100
+# Web users: the same idle hold over WebSocket (a reader goroutine each).
+bench web-idle-1000 0 connect -n 1000 -inflight 100
 bench connect-10000q 1000 connect -n 10000
 # Login storm: every login at once, with and without announcements.
 bench storm-10000q 1000 storm -n 10000 -timeout 150s

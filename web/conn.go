@@ -32,6 +32,13 @@ type conn struct {
 	ping      *time.Timer
 }
 
+// NetConn presents a WebSocket as the line stream the server reads and
+// writes (see conn); a client of the server over WebSocket, such as the
+// load tool, can use it too.
+func NetConn(ws *websocket.Conn, text bool, remote, local net.Addr) net.Conn {
+	return newConn(ws, text, remote, local)
+}
+
 func newConn(ws *websocket.Conn, text bool, remote, local net.Addr) *conn {
 	c := &conn{ws: ws, text: text, remote: remote, local: local, closed: make(chan struct{})}
 	if c.local == nil {

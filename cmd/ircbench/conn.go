@@ -3,13 +3,19 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/lobbychat/ircd/web"
 )
 
 // handler receives the events a scenario cares about. Methods run on the
@@ -107,6 +113,21 @@ func (c *conn) sendJoin() {
 // login dials and logs in account idx, and waits until it is in the
 // channel (366; see -join for who sends the JOIN). The reader keeps
 // running afterwards and feeds h.
+// dial connects over TCP, or over WebSocket for a ws:// address (the
+// web listener's /irc), one IRC line per message as a browser sends.
+func (cl *client) dial(addr string) (net.Conn, error) {
+	if !strings.HasPrefix(addr, "ws://") {
+		return net.DialTimeout("tcp", addr, cl.timeout)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cl.timeout)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, addr, &websocket.DialOptions{Subprotocols: []string{"text.ircv3.net"}})
+	if err != nil {
+		return nil, err
+	}
+	return web.NetConn(ws, true, &net.TCPAddr{}, &net.TCPAddr{}), nil
+}
+
 func (cl *client) login(idx int, h handler) (*conn, error) {
 	return cl.loginWith(idx, h, "")
 }
@@ -116,7 +137,7 @@ func (cl *client) loginWith(idx int, h handler, pre string) (*conn, error) {
 	c := &conn{cl: cl, idx: idx, nick: cl.nick(idx), h: h,
 		welcomed: make(chan struct{}), joined: make(chan struct{}), done: make(chan struct{})}
 	c.dialAt = now()
-	nc, err := net.DialTimeout("tcp", cl.addrs[idx%len(cl.addrs)], cl.timeout)
+	nc, err := cl.dial(cl.addrs[idx%len(cl.addrs)])
 	if err != nil {
 		return nil, err
 	}
