@@ -28,6 +28,8 @@ test:
 	$(GO) test -count=1 ./e2e/
 	@echo "ircd suite again with a reader goroutine per connection (the TLS and non-Linux path):"
 	IRCD_TEST_NO_POLLER=1 $(GO) test -race -count=1 ./ircd/
+	@echo "ircd suite again on one node of a cluster (the JetStream backends):"
+	IRCD_TEST_BACKEND=cluster $(GO) test -race -count=1 ./ircd/
 	$(GO) test -run '^$$' -fuzz '^FuzzLineReader$$' -fuzztime 100000x ./ircd/
 	$(GO) test -run '^$$' -fuzz '^FuzzLineReaderPolled$$' -fuzztime 20000x ./ircd/
 	$(GO) test -run '^$$' -fuzz '^FuzzSession$$' -fuzztime 10000x ./ircd/

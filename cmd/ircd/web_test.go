@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -54,6 +56,44 @@ func TestDaemonServesWeb(t *testing.T) {
 			t.Fatal(err)
 		}
 		if strings.HasSuffix(string(msg), "PRIVMSG alice :hi web") {
+			return
+		}
+	}
+}
+
+// wss: the web listener over TLS with the [tls] certificate, HSTS on the
+// page.
+func TestDaemonServesWebOverTLS(t *testing.T) {
+	d := newDaemon(t, "[tls]\nlisten = [\"127.0.0.1:0\"]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n[web]\ntls_listen = [\"127.0.0.1:0\"]")
+	cert := writeCert(t, d.dir, "web")
+	d.start()
+	addr := waitLogMatch(t, d, `msg="web listening" addr=(\S+) tls=true`)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	tlsCfg := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}, Timeout: 5 * time.Second}
+	resp, err := hc.Get("https://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Strict-Transport-Security"), "max-age=") {
+		t.Fatalf("GET / over TLS: %d, HSTS %q", resp.StatusCode, resp.Header.Get("Strict-Transport-Security"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "wss://"+addr+"/irc", &websocket.DialOptions{HTTPClient: hc, Subprotocols: []string{"text.ircv3.net"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	ws.Write(ctx, websocket.MessageText, []byte("PING wss"))
+	for {
+		_, msg, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(string(msg), "wss") {
 			return
 		}
 	}
