@@ -22,13 +22,13 @@ import (
 type Presence struct {
 	n *Node
 
-	mu       sync.RWMutex
-	online   map[string]entry      // folded nick -> session
-	revs     map[string]uint64     // the last revision applied per key, deletes included
-	own      map[string]uint64     // this node's claims: folded nick -> revision
-	seen     map[string]state.Seen // folded nick -> last seen
-	alive    map[string]string     // node -> boot, from heartbeats
-	watchers map[string]map[state.Watcher]struct{}
+	mu     sync.RWMutex
+	online map[string]entry      // folded nick -> session
+	revs   map[string]uint64     // the last revision applied per key, deletes included
+	own    map[string]uint64     // this node's claims: folded nick -> revision
+	seen   map[string]state.Seen // folded nick -> last seen
+	alive  map[string]string     // node -> boot, from heartbeats
+	watch  state.Watchers        // MONITOR
 
 	kw []jetstream.KeyWatcher
 }
@@ -50,7 +50,6 @@ func (p *Presence) start(ctx context.Context) error {
 	p.own = make(map[string]uint64)
 	p.seen = make(map[string]state.Seen)
 	p.alive = make(map[string]string)
-	p.watchers = make(map[string]map[state.Watcher]struct{})
 	for _, w := range []struct {
 		kv     jetstream.KeyValue
 		update func(jetstream.KeyValueEntry)
@@ -137,7 +136,7 @@ func (p *Presence) sessionUpdate(e jetstream.KeyValueEntry) {
 		}
 		p.online[nick] = entry{info, e.Revision()}
 		if !had || old.info.Session != info.Session {
-			ws = p.watchersOf(nick)
+			ws = p.watch.Of(nick)
 		}
 		if had && old.info.Session != info.Session && old.info.Node == p.n.name {
 			delete(p.own, nick) // displaced by another node
@@ -156,7 +155,7 @@ func (p *Presence) sessionUpdate(e jetstream.KeyValueEntry) {
 	default: // deleted, purged
 		if had {
 			delete(p.online, nick)
-			ws = p.watchersOf(nick)
+			ws = p.watch.Of(nick)
 			gone = &old.info
 		}
 		p.mu.Unlock()
@@ -344,7 +343,7 @@ func (p *Presence) claimed(nick string, info state.UserInfo, rev uint64) {
 		p.online[nick] = entry{info, rev}
 	}
 	p.own[nick] = rev
-	ws := p.watchersOf(nick)
+	ws := p.watch.Of(nick)
 	p.mu.Unlock()
 	if !had || old.info.Session != info.Session {
 		for _, w := range ws {
@@ -380,7 +379,7 @@ func (p *Presence) Release(ctx context.Context, info state.UserInfo, at time.Tim
 	p.mu.Lock()
 	if cur, ok := p.online[nick]; ok && cur.info.Session == info.Session {
 		delete(p.online, nick)
-		ws = p.watchersOf(nick)
+		ws = p.watch.Of(nick)
 	}
 	p.mu.Unlock()
 	for _, w := range ws {
@@ -516,38 +515,11 @@ func (p *Presence) Recent(since time.Time, fn func(state.Seen) bool) {
 	}
 }
 
-// Watch makes w hear when nick comes or goes, on any node.
-func (p *Presence) Watch(nick string, w state.Watcher) {
-	k := accounts.Fold(nick)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.watchers[k] == nil {
-		p.watchers[k] = make(map[state.Watcher]struct{})
-	}
-	p.watchers[k][w] = struct{}{}
-}
+// Watch makes w hear when nick comes or goes.
+func (p *Presence) Watch(nick string, w state.Watcher) { p.watch.Watch(accounts.Fold(nick), w) }
 
 // Unwatch undoes Watch.
-func (p *Presence) Unwatch(nick string, w state.Watcher) {
-	k := accounts.Fold(nick)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.watchers[k], w)
-	if len(p.watchers[k]) == 0 {
-		delete(p.watchers, k)
-	}
-}
-
-func (p *Presence) watchersOf(nick string) []state.Watcher {
-	if len(p.watchers[nick]) == 0 {
-		return nil
-	}
-	ws := make([]state.Watcher, 0, len(p.watchers[nick]))
-	for w := range p.watchers[nick] {
-		ws = append(ws, w)
-	}
-	return ws
-}
+func (p *Presence) Unwatch(nick string, w state.Watcher) { p.watch.Unwatch(accounts.Fold(nick), w) }
 
 // remoteMembers is who is in the room on other nodes, for a server that
 // starts after them.

@@ -29,11 +29,11 @@ type Presence struct {
 	now   func() time.Time
 	log   *slog.Logger
 
-	mu       sync.RWMutex
-	online   map[string]onlineUser // folded nick -> session
-	seen     map[string]state.Seen // folded nick -> when they left
-	dirty    map[string]struct{}   // left since the last flush
-	watchers map[string]map[state.Watcher]struct{}
+	mu     sync.RWMutex
+	online map[string]onlineUser // folded nick -> session
+	seen   map[string]state.Seen // folded nick -> when they left
+	dirty  map[string]struct{}   // left since the last flush
+	watch  state.Watchers        // MONITOR
 
 	flushMu sync.Mutex // one flush at a time, so an older batch never lands last
 	stop    chan struct{}
@@ -83,8 +83,7 @@ func NewPresence(st SeenStore, opts PresenceOptions) (*Presence, error) {
 	}
 	p := &Presence{store: st, now: opts.Now, log: opts.Log,
 		online: make(map[string]onlineUser), seen: seen, dirty: make(map[string]struct{}),
-		watchers: make(map[string]map[state.Watcher]struct{}),
-		stop:     make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{})}
 	go p.flushLoop(opts.Flush)
 	return p, nil
 }
@@ -100,7 +99,7 @@ func (p *Presence) Claim(_ context.Context, info state.UserInfo, displace string
 		return &state.HeldError{Holder: cur.info()}
 	}
 	p.online[key] = compact(info)
-	ws := p.watchersOf(key)
+	ws := p.watch.Of(key)
 	p.mu.Unlock()
 	for _, w := range ws {
 		w.PresenceChanged(info, true)
@@ -122,7 +121,7 @@ func (p *Presence) Release(_ context.Context, info state.UserInfo, at time.Time)
 	if info.Account != "" {
 		p.dirty[key] = struct{}{}
 	}
-	ws := p.watchersOf(key)
+	ws := p.watch.Of(key)
 	p.mu.Unlock()
 	for _, w := range ws {
 		w.PresenceChanged(info, false)
@@ -196,38 +195,10 @@ func (p *Presence) Recent(since time.Time, fn func(state.Seen) bool) {
 }
 
 // Watch makes w hear when nick comes or goes.
-func (p *Presence) Watch(nick string, w state.Watcher) {
-	key := accounts.Fold(nick)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.watchers[key] == nil {
-		p.watchers[key] = make(map[state.Watcher]struct{})
-	}
-	p.watchers[key][w] = struct{}{}
-}
+func (p *Presence) Watch(nick string, w state.Watcher) { p.watch.Watch(accounts.Fold(nick), w) }
 
 // Unwatch undoes Watch.
-func (p *Presence) Unwatch(nick string, w state.Watcher) {
-	key := accounts.Fold(nick)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.watchers[key], w)
-	if len(p.watchers[key]) == 0 {
-		delete(p.watchers, key)
-	}
-}
-
-// watchersOf copies key's watchers; the caller holds p.mu.
-func (p *Presence) watchersOf(key string) []state.Watcher {
-	if len(p.watchers[key]) == 0 {
-		return nil
-	}
-	ws := make([]state.Watcher, 0, len(p.watchers[key]))
-	for w := range p.watchers[key] {
-		ws = append(ws, w)
-	}
-	return ws
-}
+func (p *Presence) Unwatch(nick string, w state.Watcher) { p.watch.Unwatch(accounts.Fold(nick), w) }
 
 func (p *Presence) flushLoop(every time.Duration) {
 	defer close(p.done)

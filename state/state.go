@@ -1,11 +1,13 @@
 // Package state holds the values and errors that the chat server and its
 // state backends exchange: the embedded store, the in-process presence
-// and bus, and the cluster backend. It has no behaviour of its own and
-// imports none of theirs, so every backend can speak it.
+// and bus, and the cluster backend. It imports none of theirs, so every
+// backend can speak it; its only behaviour is the MONITOR registry every
+// presence keeps (Watchers).
 package state
 
 import (
 	"errors"
+	"sync"
 	"time"
 )
 
@@ -113,4 +115,50 @@ type BusHandler interface {
 	// Ping reports whether the session who.Session shows it is alive
 	// within wait.
 	Ping(who UserInfo, wait time.Duration) bool
+}
+
+// Watchers is the MONITOR registry a presence implementation keeps: who
+// watches which folded nick. It is safe for concurrent use, and the zero
+// value is ready; it is the one piece of behaviour here, since every
+// presence needs exactly this.
+type Watchers struct {
+	mu sync.Mutex
+	m  map[string]map[Watcher]struct{}
+}
+
+// Watch makes w hear about key.
+func (ws *Watchers) Watch(key string, w Watcher) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if ws.m == nil {
+		ws.m = make(map[string]map[Watcher]struct{})
+	}
+	if ws.m[key] == nil {
+		ws.m[key] = make(map[Watcher]struct{})
+	}
+	ws.m[key][w] = struct{}{}
+}
+
+// Unwatch undoes Watch.
+func (ws *Watchers) Unwatch(key string, w Watcher) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	delete(ws.m[key], w)
+	if len(ws.m[key]) == 0 {
+		delete(ws.m, key)
+	}
+}
+
+// Of returns key's watchers, to be told outside any lock.
+func (ws *Watchers) Of(key string) []Watcher {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if len(ws.m[key]) == 0 {
+		return nil
+	}
+	out := make([]Watcher, 0, len(ws.m[key]))
+	for w := range ws.m[key] {
+		out = append(out, w)
+	}
+	return out
 }
