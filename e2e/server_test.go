@@ -43,7 +43,7 @@ func requireTools(t *testing.T, names ...string) {
 	t.Helper()
 	for _, n := range names {
 		if _, err := exec.LookPath(n); err != nil {
-			msg := fmt.Sprintf("END-TO-END SKIPPED: %s is not installed (apt-get install irssi weechat-curses weechat-plugins tmux hexchat xvfb xdotool dbus-daemon)", n)
+			msg := fmt.Sprintf("END-TO-END SKIPPED: %s is not installed (apt-get install irssi weechat-curses weechat-plugins tmux hexchat xvfb xdotool dbus-daemon chromium)", n)
 			if os.Getenv("E2E_REQUIRE") != "" {
 				t.Fatal(msg)
 			}
@@ -60,6 +60,7 @@ type server struct {
 	Addr    string // 127.0.0.1:port
 	Port    int
 	TLSPort int // 0 without a [tls] listener
+	WebPort int // 0 without a [web] listener (its first one)
 	Dir     string
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed when cmd has been reaped
@@ -68,9 +69,10 @@ type server struct {
 
 // serverOptions tweak the generated config.
 type serverOptions struct {
-	Users   string // users.txt contents; default alice/bob/carol/dave with <name>pw
-	Extra   string // appended TOML
-	Lockout string
+	Users    string // users.txt contents; default alice/bob/carol/dave with <name>pw
+	Extra    string // appended TOML
+	Lockout  string
+	Accounts string // more lines for the [accounts] table
 }
 
 const defaultUsers = "alice alicepw\nbob bobpw\ncarol carolpw\ndave davepw\n"
@@ -96,10 +98,11 @@ name = "#lobby"
 topic = "e2e lobby"
 [accounts]
 lockout = %q
+%s
 [store]
 path = "data/ircd.db"
 %s
-`, opt.Lockout, opt.Extra)
+`, opt.Lockout, opt.Accounts, opt.Extra)
 	return startServerConfig(t, dir, cfg, opt.Users)
 }
 
@@ -118,49 +121,87 @@ func startServerConfig(t *testing.T, dir string, cfg, users string) *server {
 
 func (s *server) start(t *testing.T) {
 	t.Helper()
+	if err := s.tryStart(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tryStart starts the server and waits until it listens; an error if it
+// exits first (its log then says why) or takes more than 10 s.
+func (s *server) tryStart() error {
 	logf, err := os.OpenFile(filepath.Join(s.Dir, "ircd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	must(t, err)
+	if err != nil {
+		return err
+	}
+	cfg, err := os.ReadFile(filepath.Join(s.Dir, "config.toml"))
+	if err != nil {
+		return err
+	}
+	logStart := len(s.Log()) // this run's lines only
 	s.log = logf
 	s.cmd = exec.Command(ircdBin, "-config", filepath.Join(s.Dir, "config.toml"))
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	logStart := len(s.Log()) // this run's lines only
-	must(t, s.cmd.Start())
+	if err := s.cmd.Start(); err != nil {
+		logf.Close()
+		s.cmd = nil
+		return err
+	}
 	cmd, exited := s.cmd, make(chan struct{})
 	s.exited = exited
 	go func() { cmd.Wait(); close(exited) }()
-	cfg, err := os.ReadFile(filepath.Join(s.Dir, "config.toml"))
-	must(t, err)
 	want := `msg=listening addr=127\.0\.0\.1:(\d+) tls=false`
 	if bytes.Contains(cfg, []byte("[tls]")) {
 		want += `(?s:.*)msg=listening addr=127\.0\.0\.1:(\d+) tls=true`
 	}
 	rx := regexp.MustCompile(want)
+	// The web listeners open after the IRC ones; the first plain one is
+	// the page's.
+	var webRx *regexp.Regexp
+	if bytes.Contains(cfg, []byte("[web]")) {
+		webRx = regexp.MustCompile(`msg="web listening" addr=127\.0\.0\.1:(\d+) tls=false`)
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if m := rx.FindStringSubmatch(s.Log()[logStart:]); m != nil {
+		log := s.Log()[logStart:]
+		m := rx.FindStringSubmatch(log)
+		var wm []string
+		if webRx != nil {
+			wm = webRx.FindStringSubmatch(log)
+		}
+		if m != nil && (webRx == nil || wm != nil) {
 			s.Port, _ = strconv.Atoi(m[1])
 			s.Addr = fmt.Sprintf("127.0.0.1:%d", s.Port)
 			if len(m) > 2 {
 				s.TLSPort, _ = strconv.Atoi(m[2])
 			}
-			return
+			if wm != nil {
+				s.WebPort, _ = strconv.Atoi(wm[1])
+			}
+			return nil
 		}
 		select {
 		case <-exited:
-			t.Fatalf("server exited before listening:\n%s", s.Log())
+			s.log.Close()
+			s.cmd = nil
+			return fmt.Errorf("server exited before listening:\n%s", s.Log()[logStart:])
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("server did not start listening:\n%s", s.Log())
+			s.stop(nil)
+			return fmt.Errorf("server did not start listening:\n%s", s.Log()[logStart:])
 		}
 	}
 }
 
-func (s *server) stop(t *testing.T) {
+func (s *server) stop(t *testing.T) { s.stopSignal(os.Interrupt) }
+
+// stopSignal stops the server with sig (killing it if it has not exited
+// 15 s later) and waits until it has.
+func (s *server) stopSignal(sig os.Signal) {
 	if s.cmd == nil {
 		return
 	}
-	s.cmd.Process.Signal(os.Interrupt)
+	s.cmd.Process.Signal(sig)
 	select {
 	case <-s.exited:
 	case <-time.After(15 * time.Second):
