@@ -1,7 +1,7 @@
 GO ?= go
 BIN := bin/ircd
 FUZZTIME ?= 30s
-E2E_TOOLS := irssi weechat tmux hexchat Xvfb xdotool dbus-daemon
+E2E_TOOLS := irssi weechat tmux hexchat Xvfb xdotool dbus-daemon chromium
 
 .PHONY: all build run test e2e fuzz vet clean
 
