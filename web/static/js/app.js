@@ -49,6 +49,7 @@ const ui = {
   whoSummary: $('#who-summary'),
   whoList: $('#who-list'),
   themeToggle: $('#theme-toggle'),
+  reconnectNow: $('#reconnect-now'),
 };
 
 const state = {
@@ -116,6 +117,7 @@ ui.themeToggle.addEventListener('click', () => {
 function setStatus(text, kind) {
   ui.status.textContent = text;
   ui.status.dataset.kind = kind || '';
+  ui.reconnectNow.hidden = kind !== 'warn';
 }
 
 // ---------- conversations ----------
@@ -363,27 +365,22 @@ function addLine(conv, { kind, from = '', text = '', time, msgid = '', history =
   const lines = log.getElementsByClassName('line');
   const lastLine = lines[lines.length - 1];
   const wasStuck = conv.stick;
+  const unseen = chatty && !self && !history && (document.hidden || conv.key !== state.active);
   if (!lastLine || Number(lastLine.dataset.ts) <= t.getTime()) {
     if (dayKey(t) !== conv.lastDay) {
       log.append(daySep(t));
       conv.lastDay = dayKey(t);
     }
-    const unseen = chatty && !self && !history && (document.hidden || conv.key !== state.active);
-    if (unseen) {
-      if (conv.unread === 0) {
-        const old = log.querySelector('.new-marker');
-        if (old) old.remove();
-        const marker = el('div', 'new-marker');
-        marker.setAttribute('role', 'separator');
-        marker.append(el('span', '', 'New messages'));
-        log.append(marker);
-      }
-      conv.unread++;
-      if (mention || !conv.isLobby) conv.mentions++;
-      renderUnread(conv);
+    if (unseen && conv.unread === 0) {
+      // The marker moves to the first line not seen since the last visit.
+      const old = log.querySelector('.new-marker');
+      if (old) old.remove();
+      const marker = el('div', 'new-marker');
+      marker.setAttribute('role', 'separator');
+      marker.append(el('span', '', 'New messages'));
+      log.append(marker);
     }
     log.append(line);
-    if ((mention || (!conv.isLobby && chatty && !self && !history)) && document.hidden) notify(conv, from, text, kind);
   } else {
     let before = null;
     for (let i = lines.length - 1; i >= 0; i--) {
@@ -396,6 +393,12 @@ function addLine(conv, { kind, from = '', text = '', time, msgid = '', history =
     if (history) anchor.before(line);
     else before.before(line);
     rebuildDays(conv);
+  }
+  if (unseen) {
+    conv.unread++;
+    if (mention || !conv.isLobby) conv.mentions++;
+    renderUnread(conv);
+    if (document.hidden && (mention || !conv.isLobby)) notify(conv, from, text, kind);
   }
   while (lines.length > MAX_LINES) {
     const first = lines[0];
@@ -1148,6 +1151,10 @@ function scheduleReconnect() {
   state.countdownTimer = setInterval(tick, 1000);
   state.reconnectTimer = setTimeout(connect, delay);
 }
+
+ui.reconnectNow.addEventListener('click', () => {
+  if (state.reconnectTimer && state.creds) connect();
+});
 
 // A network coming back is worth trying at once.
 window.addEventListener('online', () => {
