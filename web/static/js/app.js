@@ -234,7 +234,7 @@ function updateTitle() {
 function updateHeader() {
   const conv = state.convs.get(state.active);
   if (!conv) return;
-  ui.convName.textContent = conv.isLobby ? conv.target : conv.target;
+  ui.convName.textContent = conv.target;
   if (conv.isLobby) {
     ui.convTopic.textContent = state.topic;
   } else {
@@ -355,8 +355,10 @@ function addLine(conv, { kind, from = '', text = '', time, msgid = '', history =
   } else {
     renderText(textEl, text);
   }
-  const mention = chatty && !self && !history && mentions(text, state.nick);
-  if (mention) line.classList.add('mention');
+  // History shows mentions too, but only live ones count and alert.
+  const mentioned = chatty && !self && mentions(text, state.nick);
+  const mention = mentioned && !history;
+  if (mentioned) line.classList.add('mention');
   line.append(timeEl, nickEl, textEl);
 
   // Where: in time order. Live lines come in order; history and stored
@@ -1097,6 +1099,7 @@ function onRegistered(nick, caps, msg) {
   ui.awayBtn.setAttribute('aria-pressed', 'false');
   document.body.classList.remove('is-away');
   setStatus('Connected as ' + nick, 'ok');
+  document.body.classList.remove('disconnected');
   ui.loginError.textContent = '';
   ui.loginSubmit.disabled = false;
   const firstShow = ui.chat.hidden;
@@ -1136,6 +1139,7 @@ function onClose({ registered, error }) {
     return;
   }
   if (wasOnline || registered) system(`Disconnected: ${error.message}`, getConv(LOBBY));
+  document.body.classList.add('disconnected');
   scheduleReconnect();
 }
 
@@ -1178,7 +1182,7 @@ function stopSession(reason, { clear = false } = {}) {
   closeDrawer();
   ui.chat.hidden = true;
   ui.login.hidden = false;
-  document.body.classList.remove('signed-in');
+  document.body.classList.remove('signed-in', 'disconnected');
   ui.loginSubmit.disabled = false;
   ui.loginError.textContent = clear ? '' : reason;
   setStatus(clear ? 'Signed out' : 'Signed out: ' + reason, clear ? 'idle' : 'error');
