@@ -382,6 +382,11 @@ function addLine(conv, { kind, from = '', text = '', time, msgid = '', history =
       marker.append(el('span', '', 'New messages'));
       log.append(marker);
     }
+    // A run of messages from one sender shows the name once.
+    const prev = log.lastElementChild;
+    if (kind === 'privmsg' && prev && prev.classList.contains('line') && prev.dataset.kind === 'privmsg' && prev.dataset.from === from && t.getTime() - Number(prev.dataset.ts) < 5 * 60000) {
+      line.classList.add('cont');
+    }
     log.append(line);
   } else {
     let before = null;
@@ -1042,8 +1047,14 @@ function numeric(msg, p, time) {
   if (n >= 400 && n < 600) {
     const subject = p.length > 2 ? p[1] + ': ' : '';
     system(subject + text);
+  } else if (!QUIET_NUMERICS.has(msg.command)) {
+    // Replies to /quote (WHOIS and the like): shown as they come.
+    system(p.slice(1).join(' '));
   }
 }
+
+// Numerics of the login and of what the page asks by itself.
+const QUIET_NUMERICS = new Set(['002', '003', '004', '005', '250', '251', '252', '253', '254', '255', '265', '266', '333', '329', '324', '900', '901', '902', '903', '904', '905', '906', '907', '908']);
 
 let membersTimer = 0;
 function renderMembersSoon() {
