@@ -85,6 +85,28 @@ func TestDeferredLinesFlushedByTimer(t *testing.T) {
 	}
 }
 
+// The period between flushes of deferred lines grows with how many queues
+// the last one wrote (a storm's announcements into a big room), and falls
+// back once the room is quiet.
+func TestDeferredPeriodFollowsLoad(t *testing.T) {
+	d := &deferredFlush{delay: 20 * time.Millisecond}
+	fire := func(n int) time.Duration {
+		for range n {
+			d.queues = append(d.queues, &sendQueue{})
+		}
+		d.fire()
+		return max(d.period, d.delay)
+	}
+	for _, c := range []struct {
+		listed int
+		want   time.Duration
+	}{{10, 20 * time.Millisecond}, {10_000, 200 * time.Millisecond}, {100_000, maxDeferredPeriod}, {500, 20 * time.Millisecond}} {
+		if got := fire(c.listed); got != c.want {
+			t.Errorf("after a flush of %d queues the period is %v, want %v", c.listed, got, c.want)
+		}
+	}
+}
+
 // A JOIN announcement may wait for company, but never behind a line the
 // joiner sends after it: bob sees alice join before her first message.
 func TestJoinAnnouncedBeforeFirstMessage(t *testing.T) {

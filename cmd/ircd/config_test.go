@@ -27,7 +27,8 @@ func TestShippedConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Channel.Name != "#lobby" || c.Accounts.MaxFailures != 3 || c.Accounts.Lockout.Duration != time.Minute {
+	if c.Channel.Name != "#lobby" || c.Accounts.MaxFailures != 3 || c.Accounts.Lockout.Duration != time.Minute ||
+		len(c.Web.Listen) != 1 || c.Web.Listen[0] != "127.0.0.1:8080" {
 		t.Fatalf("unexpected values: %+v", c)
 	}
 	if !strings.HasSuffix(c.Accounts.UsersFile, filepath.Join("..", "..", "users.txt")) {
