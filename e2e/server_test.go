@@ -5,7 +5,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -150,14 +149,16 @@ func (s *server) tryStart() error {
 	s.exited = exited
 	go func() { cmd.Wait(); close(exited) }()
 	want := `msg=listening addr=127\.0\.0\.1:(\d+) tls=false`
-	if bytes.Contains(cfg, []byte("[tls]")) {
+	// A section counts when its header is not commented out (the shipped
+	// config.toml has "# [tls]").
+	if regexp.MustCompile(`(?m)^\s*\[tls\]`).Match(cfg) {
 		want += `(?s:.*)msg=listening addr=127\.0\.0\.1:(\d+) tls=true`
 	}
 	rx := regexp.MustCompile(want)
 	// The web listeners open after the IRC ones; the first plain one is
 	// the page's.
 	var webRx *regexp.Regexp
-	if bytes.Contains(cfg, []byte("[web]")) {
+	if regexp.MustCompile(`(?m)^\s*\[web\]`).Match(cfg) {
 		webRx = regexp.MustCompile(`msg="web listening" addr=127\.0\.0\.1:(\d+) tls=false`)
 	}
 	deadline := time.Now().Add(10 * time.Second)

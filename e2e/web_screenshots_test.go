@@ -12,6 +12,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
@@ -27,7 +28,22 @@ func TestWebScreenshots(t *testing.T) {
 	outDir, err := filepath.Abs(outDir)
 	must(t, err)
 	must(t, os.MkdirAll(outDir, 0o755))
-	s, br := webSetup(t, serverOptions{})
+	// The shipped config and accounts (and dave), as in TestScreenshots:
+	// its web listener (or one), on ports the server picks.
+	shipped, err := os.ReadFile("../config.toml")
+	must(t, err)
+	users, err := os.ReadFile("../users.txt")
+	must(t, err)
+	listen := regexp.MustCompile(`(?m)^listen\s*=.*$`)
+	if !listen.Match(shipped) {
+		t.Fatal("no listen line in config.toml")
+	}
+	cfg := listen.ReplaceAllString(string(shipped), `listen = ["127.0.0.1:0"]`)
+	if !regexp.MustCompile(`(?m)^\[web\]`).MatchString(cfg) {
+		cfg += "\n" + webConfig
+	}
+	s := startServerConfig(t, t.TempDir(), cfg, string(users)+"dave davepw\n")
+	br := startChromium(t)
 
 	bob := rawIn(t, s, "bob")
 	carol := rawIn(t, s, "carol")
