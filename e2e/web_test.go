@@ -508,6 +508,14 @@ func TestWebChannel(t *testing.T) {
 	if l := p.WaitLine("#lobby", "alice", act); l.Kind != "action" {
 		t.Errorf("alice's /me: %+v; want data-kind action", l)
 	}
+	// carol comes and goes: a join line, then a quit line, from her.
+	carol := rawIn(t, s, "carol")
+	p.waitJS("carol's join line", webWait, `lines('#lobby').some(l => l.dataset.kind === 'join' && l.dataset.from === 'carol')`)
+	p.waitJS("carol in the nick list", webWait, `!!$('#nicklist li[data-nick="carol"]')`)
+	carol.Send("QUIT :see you")
+	p.waitJS("carol's quit line", webWait, `lines('#lobby').some(l => l.dataset.kind === 'quit' && l.dataset.from === 'carol')`)
+	p.waitJS("carol gone from the nick list", webWait, `!$('#nicklist li[data-nick="carol"]')`)
+
 	bact := uniq("bob dances")
 	bob.Send("PRIVMSG #lobby :\x01ACTION %s\x01", bact)
 	if l := p.WaitLine("#lobby", "bob", bact); l.Kind != "action" || strings.Contains(l.Text, "ACTION") {
@@ -822,6 +830,9 @@ func TestWebHistory(t *testing.T) {
 		l := p.WaitLine("#lobby", from, text)
 		checkTime(t, "history line "+text, l.Time, start, end)
 	}
+	if !eval[bool](p, `!!log('#lobby').querySelector('div.day-sep')`) {
+		t.Errorf("no div.day-sep in #lobby before the day's lines\n%s", p.debug())
+	}
 	// A live line after the history: once it shows, the history answer
 	// is in; each old line must be there once, in order.
 	live := uniq("bob live")
@@ -871,6 +882,13 @@ func TestWebWhoelse(t *testing.T) {
 	p.Click("button#btn-wholasthr")
 	p.waitJS("bob and dave in the WHOLASTHR panel", webWait,
 		`vis($('#who-panel')) && whoHas('bob') && whoHas('dave')`)
+
+	// bob away and back: his entry in the nick list has the class away
+	// while he is.
+	bob.Send("AWAY :lunch")
+	p.waitJS("bob marked away in the nick list", webWait, `$('#nicklist li[data-nick="bob"]').classList.contains('away')`)
+	bob.Send("AWAY")
+	p.waitJS("bob back in the nick list", webWait, `!$('#nicklist li[data-nick="bob"]').classList.contains('away')`)
 
 	// Typed, the same.
 	p.Type("/whoelse")
