@@ -763,6 +763,12 @@ func TestWebLockout(t *testing.T) {
 	if eval[bool](p, `connected()`) {
 		t.Errorf("locked out, yet the page says connected\n%s", p.debug())
 	}
+	// Retrying cannot help: the page stays on the form with the message.
+	sockets := p.WebSockets()
+	p.holdJS("the lockout message, without a reconnect", 3*time.Second, locked+` && vis($('form#login')) && !/reconnecting/i.test(status())`)
+	if n := p.WebSockets(); n != sockets {
+		t.Errorf("the page opened %d more WebSocket(s) after the lockout\n%s", n-sockets, p.debug())
+	}
 	t.Logf("lockout message: %q", msg)
 }
 
