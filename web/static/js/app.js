@@ -463,8 +463,8 @@ function renderMembers() {
     const dot = el('span', 'presence');
     dot.setAttribute('aria-hidden', 'true');
     open.append(dot, el('span', 'member-nick ' + nickColour(m.nick), m.nick));
-    if (self) open.append(el('span', 'tag', 'you'));
-    if (m.away) open.append(el('span', 'tag', 'away'));
+    if (self) open.append(' ', el('span', 'tag', 'you'));
+    if (m.away) open.append(' ', el('span', 'tag', 'away'));
     li.append(open);
     if (!self) {
       const isBlocked = blocked.has(fold(m.nick));
@@ -510,7 +510,7 @@ function renderBlocks() {
     const li = el('li', 'blocked-item');
     li.dataset.nick = name;
     li.dataset.mask = mask;
-    li.append(el('span', 'blocked-nick', name));
+    li.append(el('span', 'blocked-nick', name), ' ');
     const b = el('button', 'unblock', 'Unblock');
     b.type = 'button';
     b.dataset.nick = name;
@@ -565,7 +565,8 @@ function whoNotice(parsed) {
     b.type = 'button';
     b.dataset.nick = it.nick;
     b.title = 'Message ' + it.nick;
-    li.append(b, el('span', 'who-detail' + (/online/.test(it.detail) ? ' is-online' : ''), it.detail));
+    // The space keeps the nick a word of the item's text.
+    li.append(b, document.createTextNode(' '), el('span', 'who-detail' + (/online/.test(it.detail) ? ' is-online' : ''), it.detail));
     frag.append(li);
   }
   ui.whoList.replaceChildren(frag);
