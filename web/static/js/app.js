@@ -74,8 +74,6 @@ const state = {
   who: null, // {kind, items}
   away: false,
   topic: '',
-  motd: [],
-  motdShown: false,
   seen: new Set(), // msgids shown anywhere
   complete: null,
   history: new InputHistory(),
@@ -268,7 +266,6 @@ function resetConversations() {
   state.members.clear();
   state.blocks = [];
   state.active = fold(LOBBY);
-  state.motdShown = false;
   state.topic = '';
   renderMembers();
   renderBlocks();
@@ -339,6 +336,7 @@ function addLine(conv, { kind, from = '', text = '', time, msgid = '', history =
   const nickEl = el('span', 'nick');
   const textEl = el('span', 'text');
   const chatty = kind === 'privmsg' || kind === 'action' || kind === 'notice';
+  if (chatty) nickEl.title = from; // the column may cut a long nick
   if (kind === 'privmsg' || kind === 'notice') {
     nickEl.textContent = from;
     if (from) nickEl.classList.add(nickColour(from));
@@ -1025,17 +1023,11 @@ function numeric(msg, p, time) {
       }
       return;
     case '375':
-      state.motd = [];
-      return;
     case '372':
-      state.motd.push(text.replace(/^- ?/, ''));
-      return;
     case '376':
     case '422':
-      if (!state.motdShown && state.motd.length) {
-        state.motdShown = true;
-        addLine(getConv(LOBBY), { kind: 'system', text: state.motd.join('\n'), time });
-      }
+      // The MOTD speaks to IRC clients ("try /quote ..."); the page
+      // does not show it.
       return;
     case '401':
     case '406': {
