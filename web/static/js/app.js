@@ -53,7 +53,6 @@ const ui = {
 };
 
 const state = {
-  creds: null, // {account, password}: memory only, for reconnecting
   conn: null,
   nick: '',
   account: '', // whose conversations are on the page
@@ -79,6 +78,10 @@ const state = {
   history: new InputHistory(),
 };
 window.lobby = { state };
+
+// The login, kept for reconnecting: in memory only, and outside state so
+// that window.lobby does not show the password.
+let creds = null;
 
 // ---------- theme ----------
 
@@ -1069,7 +1072,7 @@ function connect() {
   clearTimeout(state.reconnectTimer);
   clearInterval(state.countdownTimer);
   state.reconnectTimer = state.countdownTimer = 0;
-  const { account, password } = state.creds;
+  const { account, password } = creds;
   const conn = new Connection(wsURL(), account, password, {
     onLine: (m) => {
       if (state.conn === conn) onLine(m);
@@ -1125,7 +1128,7 @@ function onClose({ registered, error }) {
   const signedIn = state.account !== '' && !ui.chat.hidden;
   if (!signedIn) {
     // The first login failed: say why and stop.
-    state.creds = null;
+    creds = null;
     ui.loginSubmit.disabled = false;
     let message = error.message;
     if (error.network) message = 'Could not reach the server. Check your connection and try again.';
@@ -1161,12 +1164,12 @@ function scheduleReconnect() {
 }
 
 ui.reconnectNow.addEventListener('click', () => {
-  if (state.reconnectTimer && state.creds) connect();
+  if (state.reconnectTimer && creds) connect();
 });
 
 // A network coming back is worth trying at once.
 window.addEventListener('online', () => {
-  if (state.reconnectTimer && state.creds) connect();
+  if (state.reconnectTimer && creds) connect();
 });
 
 // stopSession ends for good (signed out, replaced, refused): back to the
@@ -1175,7 +1178,7 @@ function stopSession(reason, { clear = false } = {}) {
   clearTimeout(state.reconnectTimer);
   clearInterval(state.countdownTimer);
   state.reconnectTimer = state.countdownTimer = 0;
-  state.creds = null;
+  creds = null;
   state.online = false;
   if (clear) {
     resetConversations();
@@ -1219,7 +1222,7 @@ ui.login.addEventListener('submit', (e) => {
     resetConversations();
     state.account = '';
   }
-  state.creds = { account, password };
+  creds = { account, password };
   state.attempt = 0;
   // Asked here because browsers allow it only after a user's action.
   if ('Notification' in window && Notification.permission === 'default') {
