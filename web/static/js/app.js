@@ -201,6 +201,11 @@ function activate(key, { focus = false } = {}) {
     c.log.hidden = !on;
   }
   if (conv.stick) conv.log.scrollTop = conv.log.scrollHeight;
+  if (conv.unread) {
+    // Unread lines above the fold: start at the marker instead.
+    const marker = conv.log.querySelector('.new-marker');
+    if (marker) marker.scrollIntoView({ block: 'nearest' });
+  }
   conv.tab.scrollIntoView({ block: 'nearest', inline: 'nearest' });
   markRead(conv);
   updateHeader();
@@ -1108,7 +1113,7 @@ function onRegistered(nick, caps, msg) {
   setStatus('Connected as ' + nick, 'ok');
   document.body.classList.remove('disconnected');
   ui.loginError.textContent = '';
-  ui.loginSubmit.disabled = false;
+  setLoginBusy(false);
   const firstShow = ui.chat.hidden;
   ui.login.hidden = true;
   ui.chat.hidden = false;
@@ -1129,7 +1134,7 @@ function onClose({ registered, error }) {
   if (!signedIn) {
     // The first login failed: say why and stop.
     creds = null;
-    ui.loginSubmit.disabled = false;
+    setLoginBusy(false);
     let message = error.message;
     if (error.network) message = 'Could not reach the server. Check your connection and try again.';
     else if (error.kind === 'other') message = 'The server closed the connection: ' + error.message;
@@ -1190,7 +1195,7 @@ function stopSession(reason, { clear = false } = {}) {
   ui.chat.hidden = true;
   ui.login.hidden = false;
   document.body.classList.remove('signed-in', 'disconnected');
-  ui.loginSubmit.disabled = false;
+  setLoginBusy(false);
   ui.loginError.textContent = clear ? '' : reason;
   setStatus(clear ? 'Signed out' : 'Signed out: ' + reason, clear ? 'idle' : 'error');
   ui.nick.value = ui.nick.value || state.account;
@@ -1206,6 +1211,11 @@ function logout() {
   stopSession('', { clear: true });
 }
 
+function setLoginBusy(busy) {
+  ui.loginSubmit.disabled = busy;
+  ui.loginSubmit.textContent = busy ? 'Signing in…' : 'Sign in';
+}
+
 ui.login.addEventListener('submit', (e) => {
   e.preventDefault();
   const account = ui.nick.value.trim();
@@ -1217,7 +1227,7 @@ ui.login.addEventListener('submit', (e) => {
   }
   if (state.conn) return; // a login is under way
   ui.loginError.textContent = '';
-  ui.loginSubmit.disabled = true;
+  setLoginBusy(true);
   if (state.account && fold(state.account) !== fold(account)) {
     resetConversations();
     state.account = '';
