@@ -309,6 +309,18 @@ function daySep(d) {
   return sep;
 }
 
+// "Today" becomes "Yesterday" at midnight: relabel when the day turns.
+let today = dayKey(new Date());
+setInterval(() => {
+  const now = new Date();
+  if (dayKey(now) === today) return;
+  today = dayKey(now);
+  for (const sep of document.querySelectorAll('.day-sep')) {
+    const [y, m, d] = sep.dataset.day.split('-').map(Number);
+    sep.firstElementChild.textContent = dayLabel(new Date(y, m - 1, d), now);
+  }
+}, 60000);
+
 // rebuildDays puts day separators back after a line landed out of order.
 function rebuildDays(conv) {
   for (const s of conv.log.querySelectorAll('.day-sep')) s.remove();
