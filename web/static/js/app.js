@@ -53,7 +53,6 @@ const ui = {
 };
 
 const state = {
-  creds: null, // {account, password}: memory only, for reconnecting
   conn: null,
   nick: '',
   account: '', // whose conversations are on the page
@@ -74,13 +73,15 @@ const state = {
   who: null, // {kind, items}
   away: false,
   topic: '',
-  motd: [],
-  motdShown: false,
   seen: new Set(), // msgids shown anywhere
   complete: null,
   history: new InputHistory(),
 };
 window.lobby = { state };
+
+// The login, kept for reconnecting: in memory only, and outside state so
+// that window.lobby does not show the password.
+let creds = null;
 
 // ---------- theme ----------
 
@@ -200,6 +201,11 @@ function activate(key, { focus = false } = {}) {
     c.log.hidden = !on;
   }
   if (conv.stick) conv.log.scrollTop = conv.log.scrollHeight;
+  if (conv.unread) {
+    // Unread lines above the fold: start at the marker instead.
+    const marker = conv.log.querySelector('.new-marker');
+    if (marker) marker.scrollIntoView({ block: 'nearest' });
+  }
   conv.tab.scrollIntoView({ block: 'nearest', inline: 'nearest' });
   markRead(conv);
   updateHeader();
@@ -268,7 +274,6 @@ function resetConversations() {
   state.members.clear();
   state.blocks = [];
   state.active = fold(LOBBY);
-  state.motdShown = false;
   state.topic = '';
   renderMembers();
   renderBlocks();
@@ -303,6 +308,18 @@ function daySep(d) {
   sep.append(el('span', '', dayLabel(d)));
   return sep;
 }
+
+// "Today" becomes "Yesterday" at midnight: relabel when the day turns.
+let today = dayKey(new Date());
+setInterval(() => {
+  const now = new Date();
+  if (dayKey(now) === today) return;
+  today = dayKey(now);
+  for (const sep of document.querySelectorAll('.day-sep')) {
+    const [y, m, d] = sep.dataset.day.split('-').map(Number);
+    sep.firstElementChild.textContent = dayLabel(new Date(y, m - 1, d), now);
+  }
+}, 60000);
 
 // rebuildDays puts day separators back after a line landed out of order.
 function rebuildDays(conv) {
@@ -339,6 +356,7 @@ function addLine(conv, { kind, from = '', text = '', time, msgid = '', history =
   const nickEl = el('span', 'nick');
   const textEl = el('span', 'text');
   const chatty = kind === 'privmsg' || kind === 'action' || kind === 'notice';
+  if (chatty) nickEl.title = from; // the column may cut a long nick
   if (kind === 'privmsg' || kind === 'notice') {
     nickEl.textContent = from;
     if (from) nickEl.classList.add(nickColour(from));
@@ -463,8 +481,8 @@ function renderMembers() {
     const dot = el('span', 'presence');
     dot.setAttribute('aria-hidden', 'true');
     open.append(dot, el('span', 'member-nick ' + nickColour(m.nick), m.nick));
-    if (self) open.append(el('span', 'tag', 'you'));
-    if (m.away) open.append(el('span', 'tag', 'away'));
+    if (self) open.append(' ', el('span', 'tag', 'you'));
+    if (m.away) open.append(' ', el('span', 'tag', 'away'));
     li.append(open);
     if (!self) {
       const isBlocked = blocked.has(fold(m.nick));
@@ -510,7 +528,7 @@ function renderBlocks() {
     const li = el('li', 'blocked-item');
     li.dataset.nick = name;
     li.dataset.mask = mask;
-    li.append(el('span', 'blocked-nick', name));
+    li.append(el('span', 'blocked-nick', name), ' ');
     const b = el('button', 'unblock', 'Unblock');
     b.type = 'button';
     b.dataset.nick = name;
@@ -565,7 +583,8 @@ function whoNotice(parsed) {
     b.type = 'button';
     b.dataset.nick = it.nick;
     b.title = 'Message ' + it.nick;
-    li.append(b, el('span', 'who-detail' + (/online/.test(it.detail) ? ' is-online' : ''), it.detail));
+    // The space keeps the nick a word of the item's text.
+    li.append(b, document.createTextNode(' '), el('span', 'who-detail' + (/online/.test(it.detail) ? ' is-online' : ''), it.detail));
     frag.append(li);
   }
   ui.whoList.replaceChildren(frag);
@@ -1024,17 +1043,11 @@ function numeric(msg, p, time) {
       }
       return;
     case '375':
-      state.motd = [];
-      return;
     case '372':
-      state.motd.push(text.replace(/^- ?/, ''));
-      return;
     case '376':
     case '422':
-      if (!state.motdShown && state.motd.length) {
-        state.motdShown = true;
-        addLine(getConv(LOBBY), { kind: 'system', text: state.motd.join('\n'), time });
-      }
+      // The MOTD speaks to IRC clients ("try /quote ..."); the page
+      // does not show it.
       return;
     case '401':
     case '406': {
@@ -1076,7 +1089,7 @@ function connect() {
   clearTimeout(state.reconnectTimer);
   clearInterval(state.countdownTimer);
   state.reconnectTimer = state.countdownTimer = 0;
-  const { account, password } = state.creds;
+  const { account, password } = creds;
   const conn = new Connection(wsURL(), account, password, {
     onLine: (m) => {
       if (state.conn === conn) onLine(m);
@@ -1112,7 +1125,7 @@ function onRegistered(nick, caps, msg) {
   setStatus('Connected as ' + nick, 'ok');
   document.body.classList.remove('disconnected');
   ui.loginError.textContent = '';
-  ui.loginSubmit.disabled = false;
+  setLoginBusy(false);
   const firstShow = ui.chat.hidden;
   ui.login.hidden = true;
   ui.chat.hidden = false;
@@ -1132,8 +1145,8 @@ function onClose({ registered, error }) {
   const signedIn = state.account !== '' && !ui.chat.hidden;
   if (!signedIn) {
     // The first login failed: say why and stop.
-    state.creds = null;
-    ui.loginSubmit.disabled = false;
+    creds = null;
+    setLoginBusy(false);
     let message = error.message;
     if (error.network) message = 'Could not reach the server. Check your connection and try again.';
     else if (error.kind === 'other') message = 'The server closed the connection: ' + error.message;
@@ -1168,12 +1181,12 @@ function scheduleReconnect() {
 }
 
 ui.reconnectNow.addEventListener('click', () => {
-  if (state.reconnectTimer && state.creds) connect();
+  if (state.reconnectTimer && creds) connect();
 });
 
 // A network coming back is worth trying at once.
 window.addEventListener('online', () => {
-  if (state.reconnectTimer && state.creds) connect();
+  if (state.reconnectTimer && creds) connect();
 });
 
 // stopSession ends for good (signed out, replaced, refused): back to the
@@ -1182,7 +1195,7 @@ function stopSession(reason, { clear = false } = {}) {
   clearTimeout(state.reconnectTimer);
   clearInterval(state.countdownTimer);
   state.reconnectTimer = state.countdownTimer = 0;
-  state.creds = null;
+  creds = null;
   state.online = false;
   if (clear) {
     resetConversations();
@@ -1194,7 +1207,7 @@ function stopSession(reason, { clear = false } = {}) {
   ui.chat.hidden = true;
   ui.login.hidden = false;
   document.body.classList.remove('signed-in', 'disconnected');
-  ui.loginSubmit.disabled = false;
+  setLoginBusy(false);
   ui.loginError.textContent = clear ? '' : reason;
   setStatus(clear ? 'Signed out' : 'Signed out: ' + reason, clear ? 'idle' : 'error');
   ui.nick.value = ui.nick.value || state.account;
@@ -1210,6 +1223,11 @@ function logout() {
   stopSession('', { clear: true });
 }
 
+function setLoginBusy(busy) {
+  ui.loginSubmit.disabled = busy;
+  ui.loginSubmit.textContent = busy ? 'Signing in…' : 'Sign in';
+}
+
 ui.login.addEventListener('submit', (e) => {
   e.preventDefault();
   const account = ui.nick.value.trim();
@@ -1221,12 +1239,12 @@ ui.login.addEventListener('submit', (e) => {
   }
   if (state.conn) return; // a login is under way
   ui.loginError.textContent = '';
-  ui.loginSubmit.disabled = true;
+  setLoginBusy(true);
   if (state.account && fold(state.account) !== fold(account)) {
     resetConversations();
     state.account = '';
   }
-  state.creds = { account, password };
+  creds = { account, password };
   state.attempt = 0;
   // Asked here because browsers allow it only after a user's action.
   if ('Notification' in window && Notification.permission === 'default') {
