@@ -75,7 +75,13 @@ func TestWebScreenshots(t *testing.T) {
 	carol.Send("PRIVMSG #lobby :\x01ACTION waves at alice\x01")
 	p.WaitLine("#lobby", "carol", "waves at alice")
 	say("dave", "They're on the wiki, under Releases.")
-	p.WaitLine("#lobby", "dave", "wiki")
+	say("bob", "Reminder: the build server restarts at noon.")
+	p.WaitLine("#lobby", "bob", "noon")
+	p.Type("Thanks, I'll push my branch before then.")
+	p.WaitLine("#lobby", "alice", "push my branch")
+	say("carol", "Lunch at the usual place afterwards?")
+	say("dave", "Sounds good.")
+	p.WaitLine("#lobby", "dave", "Sounds good")
 	// A private message while #lobby is in front: bob's tab counts it.
 	bob.Send("PRIVMSG alice :Could you send me the slides before the meeting?")
 	bob.Send("PRIVMSG alice :No rush, after lunch is fine.")
@@ -106,6 +112,9 @@ func TestWebScreenshots(t *testing.T) {
 		}))
 		must(t, err)
 		p.waitJS("prefers-color-scheme: "+scheme, webWait, `matchMedia('(prefers-color-scheme: `+scheme+`)').matches && innerWidth === `+js(width))
+		// The pointer off the lines (it was left where the sign-in button
+		// was, and would highlight a line under it).
+		must(t, p.do(webWait, chromedp.MouseEvent(chromedp.MouseMoved, float64(width)/2, float64(height)-120)))
 		// Scroll the log to its end, as the page keeps it, and let two
 		// frames draw the new layout.
 		p.waitJS("the layout", webWait, `(() => { const l = log('#lobby'); if (l) l.scrollTop = l.scrollHeight; return true; })()`)
