@@ -528,7 +528,14 @@ function renderMembers() {
     }
     frag.append(li);
   }
+  // A rebuild must not throw the keyboard user's focus away.
+  const f = document.activeElement;
+  const refocus = f && ui.nicklist.contains(f) ? `button.${f.classList[0]}[data-nick="${CSS.escape(f.dataset.nick || '')}"]` : null;
   ui.nicklist.replaceChildren(frag);
+  if (refocus) {
+    const again = ui.nicklist.querySelector(refocus);
+    if (again) again.focus();
+  }
   const n = String(list.length || '');
   ui.memberCount.textContent = n;
   ui.memberCountBtn.textContent = n;
