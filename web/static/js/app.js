@@ -69,7 +69,8 @@ const state = {
   pendingNames: null,
   blocks: [], // masks
   pendingBlocks: null,
-  batches: new Map(), // id -> {type, target}
+  batches: new Map(), // id -> {type, target, added}
+  historyAsked: [], // per CHATHISTORY sent, in order: null or an older-lines request
   who: null, // {kind, items}
   away: false,
   topic: '',
@@ -163,6 +164,7 @@ function getConv(target, create = true) {
   conv = { key, target, isLobby, tab, unreadEl: unread, log, unread: 0, mentions: 0, lastDay: '', stick: true, awayNote: '' };
   log.addEventListener('scroll', () => {
     conv.stick = log.scrollHeight - log.scrollTop - log.clientHeight < 48;
+    if (log.scrollTop < 64) loadOlder(conv);
   });
   tab.addEventListener('click', () => activate(key));
   state.convs.set(key, conv);
@@ -321,6 +323,28 @@ setInterval(() => {
   }
 }, 60000);
 
+// loadOlder asks for the lines before the oldest shown, when the reader
+// scrolls to the top of the lobby.
+function loadOlder(conv) {
+  if (!conv.isLobby || conv.olderPending || conv.noOlder || !state.online || !state.caps.has('draft/chathistory')) return;
+  const oldest = conv.log.querySelector('.line[data-msgid]');
+  if (!oldest) return;
+  conv.olderPending = true;
+  state.historyAsked.push({ conv, height: conv.log.scrollHeight, top: conv.log.scrollTop });
+  state.conn.send(buildLine('CHATHISTORY', 'BEFORE', conv.target, 'msgid=' + oldest.dataset.msgid, '50'));
+}
+
+// historyDone ends a chathistory batch: after an older-lines request,
+// the view stays where the reader was.
+function historyDone(batch) {
+  const req = state.historyAsked.shift();
+  if (!req) return;
+  const { conv, height, top } = req;
+  conv.olderPending = false;
+  if (batch.added === 0) conv.noOlder = true; // the server has nothing older
+  conv.log.scrollTop = top + (conv.log.scrollHeight - height);
+}
+
 // rebuildDays puts day separators back after a line landed out of order.
 function rebuildDays(conv) {
   for (const s of conv.log.querySelectorAll('.day-sep')) s.remove();
@@ -336,8 +360,9 @@ function rebuildDays(conv) {
 }
 
 // addLine shows a line in a conversation. opts: kind, from, text, time
-// (Date), msgid, history (from CHATHISTORY: no unread, no alert).
-function addLine(conv, { kind, from = '', text = '', time, msgid = '', history = false }) {
+// (Date), msgid, history (from CHATHISTORY: no unread, no alert), after
+// (the line of the same history batch before this one).
+function addLine(conv, { kind, from = '', text = '', time, msgid = '', history = false, after = null }) {
   if (msgid) {
     if (state.seen.has(msgid)) return null;
     state.seen.add(msgid);
@@ -386,7 +411,15 @@ function addLine(conv, { kind, from = '', text = '', time, msgid = '', history =
   const lastLine = lines[lines.length - 1];
   const wasStuck = conv.stick;
   const unseen = chatty && !self && !history && (document.hidden || conv.key !== state.active);
-  if (!lastLine || Number(lastLine.dataset.ts) <= t.getTime()) {
+  const tms = t.getTime();
+  const lastTs = lastLine ? Number(lastLine.dataset.ts) : -Infinity;
+  // Lines of one millisecond keep their order: a history line goes
+  // before shown lines of its time, the next of its batch after it.
+  const later = (ts) => (history ? ts >= tms : ts > tms);
+  if (after && after.parentNode === log) {
+    after.after(line);
+    rebuildDays(conv);
+  } else if (!later(lastTs)) {
     if (dayKey(t) !== conv.lastDay) {
       log.append(daySep(t));
       conv.lastDay = dayKey(t);
@@ -409,7 +442,7 @@ function addLine(conv, { kind, from = '', text = '', time, msgid = '', history =
   } else {
     let before = null;
     for (let i = lines.length - 1; i >= 0; i--) {
-      if (Number(lines[i].dataset.ts) <= t.getTime()) break;
+      if (!later(Number(lines[i].dataset.ts))) break;
       before = lines[i];
     }
     // Keep a day separator or new-messages marker above the line it heads.
@@ -425,12 +458,12 @@ function addLine(conv, { kind, from = '', text = '', time, msgid = '', history =
     renderUnread(conv);
     if (document.hidden && (mention || !conv.isLobby)) notify(conv, from, text, kind);
   }
-  while (lines.length > MAX_LINES) {
+  while (!history && lines.length > MAX_LINES) {
     const first = lines[0];
     while (first.previousElementSibling) first.previousElementSibling.remove();
     first.remove();
   }
-  if (wasStuck || self) {
+  if (wasStuck || (self && !history)) {
     log.scrollTop = log.scrollHeight;
     conv.stick = true;
   }
@@ -495,7 +528,14 @@ function renderMembers() {
     }
     frag.append(li);
   }
+  // A rebuild must not throw the keyboard user's focus away.
+  const f = document.activeElement;
+  const refocus = f && ui.nicklist.contains(f) ? `button.${f.classList[0]}[data-nick="${CSS.escape(f.dataset.nick || '')}"]` : null;
   ui.nicklist.replaceChildren(frag);
+  if (refocus) {
+    const again = ui.nicklist.querySelector(refocus);
+    if (again) again.focus();
+  }
   const n = String(list.length || '');
   ui.memberCount.textContent = n;
   ui.memberCountBtn.textContent = n;
@@ -836,7 +876,7 @@ function memberAdd(nick) {
   if (!state.members.has(k)) state.members.set(k, { nick, away: false, awayText: '' });
 }
 
-function showMessage({ from, target, text, time, msgid, history, command }) {
+function showMessage({ from, target, text, time, msgid, history, command, after = null }) {
   const selfSent = fold(from) === fold(state.nick);
   let convTarget;
   if (isChannel(target)) convTarget = target;
@@ -849,7 +889,7 @@ function showMessage({ from, target, text, time, msgid, history, command }) {
     kind = 'action';
     text = ctcp.arg;
   }
-  addLine(conv, { kind, from, text, time, msgid, history });
+  return addLine(conv, { kind, from, text, time, msgid, history, after });
 }
 
 function onLine(msg) {
@@ -872,13 +912,22 @@ function onLine(msg) {
         system(text);
         return;
       }
-      showMessage({ from: msg.nick, target, text, time, msgid: msg.tags.msgid || '', history, command: msg.command });
+      const shown = showMessage({ from: msg.nick, target, text, time, msgid: msg.tags.msgid || '', history, command: msg.command, after: history ? batch.last : null });
+      if (shown && batch) {
+        batch.added++;
+        batch.last = shown;
+      }
       return;
     }
     case 'BATCH': {
       const id = (p[0] || '').slice(1);
-      if ((p[0] || '').startsWith('+')) state.batches.set(id, { type: p[1], target: p[2] });
-      else state.batches.delete(id);
+      if ((p[0] || '').startsWith('+')) {
+        state.batches.set(id, { type: p[1], target: p[2], added: 0, last: null });
+      } else {
+        const b = state.batches.get(id);
+        state.batches.delete(id);
+        if (b && b.type === 'chathistory') historyDone(b);
+      }
       return;
     }
     case 'JOIN': {
@@ -948,9 +997,18 @@ function onLine(msg) {
       system(mask.startsWith('+') ? `Blocked ${n}: you will not see their messages.` : `Unblocked ${n}.`);
       return;
     }
+    case 'FAIL':
+      if (p[0] === 'CHATHISTORY') {
+        // No batch follows a refusal: this request is over.
+        const req = state.historyAsked.shift();
+        if (req) {
+          req.conv.olderPending = false;
+          req.conv.noOlder = true;
+        }
+      }
+      return;
     case 'PONG':
     case 'CAP':
-    case 'FAIL':
     case 'WARN':
       return;
     case 'ERROR':
@@ -990,7 +1048,10 @@ function numeric(msg, p, time) {
         // After our JOIN: who is away, the recent room, our block list.
         state.joinedOnce = true;
         state.conn.send('WHO ' + LOBBY);
-        if (state.caps.has('draft/chathistory')) state.conn.send(`CHATHISTORY LATEST ${LOBBY} * 50`);
+        if (state.caps.has('draft/chathistory')) {
+          state.historyAsked.push(null);
+          state.conn.send(`CHATHISTORY LATEST ${LOBBY} * 50`);
+        }
         state.conn.send('SILENCE');
       }
       return;
@@ -1105,6 +1166,7 @@ function connect() {
   state.online = false;
   state.joinedOnce = false;
   state.batches.clear();
+  state.historyAsked = [];
   setStatus(state.account ? 'Reconnecting…' : 'Connecting…', 'busy');
   conn.start();
 }
