@@ -452,8 +452,8 @@ func (p *webPage) Lines(target, text string) []lineInfo {
 
 // ---- the tests ----
 
-// webPair starts a server with a web listener, one browser, and a raw
-// TCP bob in #lobby; alice logs in from the page.
+// webSetup starts a server with a web listener (after checking that
+// Chromium is there) and a Chromium for the test.
 func webSetup(t *testing.T, opt serverOptions) (*server, context.Context) {
 	t.Helper()
 	chromiumPath(t)
@@ -920,7 +920,7 @@ func TestWebWhoelse(t *testing.T) {
 	waitAway("H")
 }
 
-// TestWebQuote: /quote sends a raw line.
+// TestWebQuote: /quote sends a raw line; /logout signs out, for good.
 func TestWebQuote(t *testing.T) {
 	t.Parallel()
 	s, br := webSetup(t, serverOptions{})
