@@ -952,7 +952,7 @@ func TestWebLogoutButton(t *testing.T) {
 }
 
 // crossOriginPage is a page of another origin that opens a WebSocket to
-// the server's /irc and records what happened in window.result.
+// the address in its ?ws= and records what happened in window.result.
 const crossOriginPage = `<!doctype html><html><head><meta charset="utf-8"><title>other</title></head><body><script>
 window.result = "pending";
 function tryWS(url) {
@@ -962,7 +962,7 @@ function tryWS(url) {
 	ws.onerror = () => { if (window.result === "pending") window.result = "error"; };
 	ws.onclose = () => { if (window.result === "pending") window.result = "close"; };
 }
-tryWS(%s);
+tryWS(new URLSearchParams(location.search).get("ws"));
 </script></body></html>`
 
 // TestWebCrossOrigin: a page of another origin (another port of
@@ -971,18 +971,22 @@ tryWS(%s);
 // own origin connects.
 func TestWebCrossOrigin(t *testing.T) {
 	t.Parallel()
-	s, br := webSetup(t, serverOptions{})
-	wsURL := fmt.Sprintf("ws://127.0.0.1:%d/irc", s.WebPort)
+	chromiumPath(t)
+	// The other origin first: the second server allows it by name.
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprintf(w, crossOriginPage, js(wsURL))
+		fmt.Fprint(w, crossOriginPage)
 	}))
 	t.Cleanup(other.Close)
-	if _, port, _ := net.SplitHostPort(other.Listener.Addr().String()); port == fmt.Sprint(s.WebPort) {
+	otherHost := other.Listener.Addr().String()
+	s, br := webSetup(t, serverOptions{})
+	allowing := startWebServer(t, serverOptions{Extra: fmt.Sprintf("allowed_origins = [%q]\n", otherHost)})
+	wsURL := fmt.Sprintf("ws://127.0.0.1:%d/irc", s.WebPort)
+	if _, port, _ := net.SplitHostPort(otherHost); port == fmt.Sprint(s.WebPort) {
 		t.Fatal("the other origin has the server's port")
 	}
 
-	foreign := openPage(t, br, s, "foreign", other.URL)
+	foreign := openPage(t, br, s, "foreign", other.URL+"/?ws="+wsURL)
 	foreign.waitJS("the foreign page's WebSocket to end", webWait, `window.result !== "pending"`)
 	if r := eval[string](foreign, `window.result`); r == "open" {
 		t.Errorf("a page from %s opened the IRC WebSocket (result %q)\n%s", other.URL, r, foreign.debug())
@@ -1001,6 +1005,12 @@ func TestWebCrossOrigin(t *testing.T) {
 		ws.onerror = () => { if (window.result === 'pending') window.result = 'error'; };
 		ws.onclose = () => { if (window.result === 'pending') window.result = 'close'; }; })()`)
 	own.waitJS("the own-origin WebSocket to open", webWait, `window.result === 'open'`)
+
+	// A server whose allowed_origins names the other origin lets its page
+	// in.
+	allowedURL := fmt.Sprintf("ws://127.0.0.1:%d/irc", allowing.WebPort)
+	named := openPage(t, br, allowing, "allowed", other.URL+"/?ws="+allowedURL)
+	named.waitJS("the allowed origin's WebSocket to open", webWait, `window.result === 'open'`)
 }
 
 func (p *webPage) eventsSnapshot() []string {
