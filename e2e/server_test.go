@@ -56,14 +56,15 @@ type server struct {
 	// Where it listens, read from its log: the config says port 0, since
 	// a port picked here and freed before the server binds it can be
 	// taken meanwhile by another test's server.
-	Addr    string // 127.0.0.1:port
-	Port    int
-	TLSPort int // 0 without a [tls] listener
-	WebPort int // 0 without a [web] listener (its first one)
-	Dir     string
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed when cmd has been reaped
-	log     *os.File
+	Addr       string // 127.0.0.1:port
+	Port       int
+	TLSPort    int // 0 without a [tls] listener
+	WebPort    int // 0 without a [web] listen (its first one)
+	WebTLSPort int // 0 without a [web] tls_listen (its first one)
+	Dir        string
+	cmd        *exec.Cmd
+	exited     chan struct{} // closed when cmd has been reaped
+	log        *os.File
 }
 
 // serverOptions tweak the generated config.
@@ -155,21 +156,29 @@ func (s *server) tryStart() error {
 		want += `(?s:.*)msg=listening addr=127\.0\.0\.1:(\d+) tls=true`
 	}
 	rx := regexp.MustCompile(want)
-	// The web listeners open after the IRC ones; the first plain one is
-	// the page's.
-	var webRx *regexp.Regexp
-	if regexp.MustCompile(`(?m)^\s*\[web\]`).Match(cfg) {
-		webRx = regexp.MustCompile(`msg="web listening" addr=127\.0\.0\.1:(\d+) tls=false`)
+	// The web listeners: wait for the first plain and the first TLS one
+	// when the [web] section has them.
+	var webRx, webTLSRx *regexp.Regexp
+	if plain, secure := webListeners(string(cfg)); plain || secure {
+		if plain {
+			webRx = regexp.MustCompile(`msg="web listening" addr=127\.0\.0\.1:(\d+) tls=false`)
+		}
+		if secure {
+			webTLSRx = regexp.MustCompile(`msg="web listening" addr=127\.0\.0\.1:(\d+) tls=true`)
+		}
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		log := s.Log()[logStart:]
 		m := rx.FindStringSubmatch(log)
-		var wm []string
+		var wm, wtm []string
 		if webRx != nil {
 			wm = webRx.FindStringSubmatch(log)
 		}
-		if m != nil && (webRx == nil || wm != nil) {
+		if webTLSRx != nil {
+			wtm = webTLSRx.FindStringSubmatch(log)
+		}
+		if m != nil && (webRx == nil || wm != nil) && (webTLSRx == nil || wtm != nil) {
 			s.Port, _ = strconv.Atoi(m[1])
 			s.Addr = fmt.Sprintf("127.0.0.1:%d", s.Port)
 			if len(m) > 2 {
@@ -177,6 +186,9 @@ func (s *server) tryStart() error {
 			}
 			if wm != nil {
 				s.WebPort, _ = strconv.Atoi(wm[1])
+			}
+			if wtm != nil {
+				s.WebTLSPort, _ = strconv.Atoi(wtm[1])
 			}
 			return nil
 		}
@@ -192,6 +204,29 @@ func (s *server) tryStart() error {
 			return fmt.Errorf("server did not start listening:\n%s", s.Log()[logStart:])
 		}
 	}
+}
+
+// webListeners reports whether cfg's [web] section has listen and
+// tls_listen addresses.
+func webListeners(cfg string) (plain, secure bool) {
+	section := ""
+	for _, l := range strings.Split(cfg, "\n") {
+		l = strings.TrimSpace(l)
+		if m := regexp.MustCompile(`^\[(\w+)\]`).FindStringSubmatch(l); m != nil {
+			section = m[1]
+			continue
+		}
+		if section != "web" {
+			continue
+		}
+		if regexp.MustCompile(`^listen\s*=\s*\[\s*"`).MatchString(l) {
+			plain = true
+		}
+		if regexp.MustCompile(`^tls_listen\s*=\s*\[\s*"`).MatchString(l) {
+			secure = true
+		}
+	}
+	return plain, secure
 }
 
 func (s *server) stop(t *testing.T) { s.stopSignal(os.Interrupt) }

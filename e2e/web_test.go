@@ -1018,3 +1018,44 @@ func (p *webPage) eventsSnapshot() []string {
 	defer p.mu.Unlock()
 	return append([]string(nil), p.events...)
 }
+
+// TestWebTLS: the page served over HTTPS from [web] tls_listen (the [tls]
+// certificate, self-signed here, so Chromium is told to accept it) talks
+// to the server over wss:// and works as over http.
+func TestWebTLS(t *testing.T) {
+	t.Parallel()
+	chromiumPath(t)
+	dir := t.TempDir()
+	writeTestCert(t, dir)
+	cfg := `[server]
+name = "irc.e2e.test"
+network = "E2ENet"
+listen = ["127.0.0.1:0"]
+[channel]
+topic = "e2e lobby"
+[tls]
+listen = ["127.0.0.1:0"]
+cert = "cert.pem"
+key = "key.pem"
+[web]
+tls_listen = ["127.0.0.1:0"]
+`
+	s := startServerConfig(t, dir, cfg, defaultUsers)
+	if s.WebTLSPort == 0 {
+		t.Fatalf("no TLS web listener in the log:\n%s", s.Log())
+	}
+	br := startChromium(t, chromedp.Flag("ignore-certificate-errors", true))
+	bob := rawIn(t, s, "bob")
+	p := openPage(t, br, s, "alice", fmt.Sprintf("https://127.0.0.1:%d/", s.WebTLSPort))
+	p.LoginOK("alice", "alicepw")
+	if ev := strings.Join(p.eventsSnapshot(), "\n"); !strings.Contains(ev, fmt.Sprintf("ws created wss://127.0.0.1:%d/", s.WebTLSPort)) {
+		t.Errorf("the page over https did not open a wss:// WebSocket to its host:\n%s", ev)
+	}
+	bob.Expect(`:alice!\S+ JOIN :?#lobby`, webWait)
+	out := uniq("over wss")
+	p.Type(out)
+	bob.Expect(`:alice!\S+ PRIVMSG #lobby :`+regexp.QuoteMeta(out)+`$`, webWait)
+	in := uniq("back over tcp")
+	bob.Send("PRIVMSG #lobby :%s", in)
+	p.WaitLine("#lobby", "bob", in)
+}
