@@ -22,6 +22,8 @@ run: build
 # (golang/go#75804, fixed in Go 1.27); a count has no deadline to race.
 test:
 	$(GO) vet ./...
+	@if command -v node >/dev/null; then node --test web/jstest/; \
+	else echo "!!! WEB PAGE UNIT TESTS SKIPPED: node is not installed (see .ci/run) !!!"; fi
 	@missing=""; for t in $(E2E_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then echo "!!! END-TO-END SUITE SKIPPED: not installed:$$missing (see .ci/run) !!!"; fi
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
