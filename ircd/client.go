@@ -86,6 +86,7 @@ type client struct {
 	reg        *registering      // what logging in gathers; nil once registered
 	monitoring map[string]string // folded -> as given
 	lr         lineReader
+	batch      *writeBatch // while a pump handles a run of lines: the queues it filled
 
 	// Timeouts, checked by Server.timeoutLoop (the server's clock, unix nanos).
 	connected   int64
@@ -308,6 +309,14 @@ func (c *client) pump() {
 // drain reads and handles lines until the socket has no more; it reports
 // false when the connection is over.
 func (c *client) drain() bool {
+	b := writeBatches.Get().(*writeBatch)
+	c.batch = b
+	defer func() {
+		c.batch = nil
+		b.flush()
+		writeBatches.Put(b)
+	}()
+	n := 0
 	for c.quitMsg.Load() == nil {
 		line, err := c.lr.readLine()
 		if errors.Is(err, errWouldBlock) {
@@ -316,6 +325,10 @@ func (c *client) drain() bool {
 		}
 		if !c.take(line, err) {
 			return false
+		}
+		if n++; n == maxBatchLines {
+			b.flush()
+			n = 0
 		}
 	}
 	return false
@@ -332,6 +345,7 @@ func (c *client) take(line []byte, err error) bool {
 		}
 		return false
 	}
+	// The line's time: handling it reads the clock no more (lineTime).
 	c.lastRead.Store(c.srv.now().UnixNano())
 	if c.pingAt.Load() != 0 { // a store per line would dirty the line the sweep reads
 		c.pingAt.Store(0)
@@ -347,7 +361,12 @@ func (c *client) take(line []byte, err error) bool {
 		c.reply(errInputTooLong, "Input line was too long")
 		return true
 	}
-	c.handleLine(string(line))
+	if command, t0, t1, x0, ok := parseFastMessage(line); ok && c.registered {
+		raw := string(line)
+		c.fastMessage(command, raw[t0:t1], raw[x0:])
+	} else {
+		c.handleLine(string(line))
+	}
 	c.lr.shrink()
 	return c.quitMsg.Load() == nil
 }
@@ -379,6 +398,9 @@ func (c *client) floodWait() bool {
 	if now.Sub(c.throttledSince) > cfg.FloodKill {
 		return false
 	}
+	if c.batch != nil {
+		c.batch.flush() // what earlier lines queued goes out before the wait
+	}
 	t := time.NewTimer(ahead)
 	defer t.Stop()
 	select {
@@ -397,7 +419,12 @@ func (c *client) handleLine(raw string) {
 		return
 	}
 	if c.registered {
-		c.idle.Store(c.srv.now().Unix())
+		c.idle.Store(c.lineTime().Unix())
+	}
+	if c.batch != nil && !isMessageCommand(msg.Command) {
+		// Other commands may wait (on the store, on another session):
+		// what earlier lines queued goes out first.
+		c.batch.flush()
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -407,6 +434,34 @@ func (c *client) handleLine(raw string) {
 		}
 	}()
 	c.dispatch(msg, raw)
+}
+
+// fastMessage is handleLine for a line parseFastMessage took apart: what
+// dispatch and message do for PRIVMSG or NOTICE to one target, without
+// the general parse.
+func (c *client) fastMessage(command, target, text string) {
+	c.idle.Store(c.lineTime().Unix())
+	defer func() {
+		if r := recover(); r != nil {
+			c.srv.log.Error("panic in command", "command", command, "conn", c.id, "nick", c.nick,
+				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			c.quit("Internal error", "internal error while handling "+command)
+		}
+	}()
+	c.privmsg(command, target, text, "")
+}
+
+// lineTime is when the line being handled arrived (take read the clock
+// for it); in the reader goroutine only.
+func (c *client) lineTime() time.Time {
+	if t := c.lastRead.Load(); t != 0 {
+		return time.Unix(0, t)
+	}
+	return c.srv.now()
+}
+
+func isMessageCommand(cmd string) bool {
+	return cmd == "PRIVMSG" || cmd == "NOTICE" || cmd == "TAGMSG"
 }
 
 // acceptNonUTF8 answers a line that is not UTF-8, as UTF8ONLY promises:

@@ -167,10 +167,10 @@ func (c *client) privmsg(command, target, text, tags string) {
 			}
 			return
 		}
-		s.bus.Room(state.RoomEvent{Kind: state.RoomMessage, From: c.info(), Command: command, Text: text, Tags: tags, Time: s.now(), ID: s.newMsgID()})
+		s.bus.Room(state.RoomEvent{Kind: state.RoomMessage, From: c.info(), Command: command, Text: text, Tags: tags, Time: c.lineTime(), ID: s.newMsgID()})
 		return
 	}
-	s.sendPrivate(c, state.Private{From: c.info(), Command: command, Text: text, Tags: tags, Time: s.now(), ID: s.newMsgID()}, target)
+	s.sendPrivate(c, state.Private{From: c.info(), Command: command, Text: text, Tags: tags, Time: c.lineTime(), ID: s.newMsgID()}, target)
 }
 
 // sendPrivate delivers a private message: to the recipient's session if
@@ -182,7 +182,15 @@ func (c *client) privmsg(command, target, text, tags string) {
 func (s *Server) sendPrivate(from *client, m state.Private, target string) {
 	notice := m.Command != "PRIVMSG"
 	if to, ok := s.presence.Lookup(target); ok {
-		delivered, err := s.bus.Private(s.ctx, to, m)
+		var delivered bool
+		var err error
+		if to.Node == s.node {
+			// This node's session: what either bus does for it, with
+			// the sender's write batch.
+			delivered = s.deliverHere(to, m, from.prefix, from.batch)
+		} else {
+			delivered, err = s.bus.Private(s.ctx, to, m)
+		}
 		if err != nil {
 			s.log.Warn("delivering a private message", "to", to.Nick, "err", err)
 		}
@@ -248,8 +256,10 @@ func (s *Server) sendPrivate(from *client, m state.Private, target string) {
 // recipient silenced the sender (then it is dropped, and counts as
 // delivered: the sender must not learn of it). It reports false if the
 // session is closing.
-func (c *client) deliverPrivate(m state.Private) bool {
-	prefix := m.From.Prefix()
+func (c *client) deliverPrivate(m state.Private, prefix string, b *writeBatch) bool {
+	if prefix == "" {
+		prefix = m.From.Prefix()
+	}
 	if c.silence.Load().matches(prefix) {
 		return true
 	}
@@ -257,7 +267,7 @@ func (c *client) deliverPrivate(m state.Private) bool {
 	if m.Command == "TAGMSG" && f&formTags == 0 {
 		return true // nothing to show a client without message-tags
 	}
-	return c.pushPrivate(m.ID, privateLine(m, prefix, c.nick, f))
+	return c.pushPrivate(m.ID, privateLine(m, prefix, c.nick, f), b)
 }
 
 // privateLine encodes a private message from prefix to target for a
@@ -275,5 +285,5 @@ func (c *client) echoPrivate(m state.Private, target string) {
 	if !c.has(capEchoMessage) {
 		return
 	}
-	c.out.push(privateLine(m, c.prefix, target, formOf(c)&formsMessage))
+	c.pushBatched(privateLine(m, c.prefix, target, formOf(c)&formsMessage), c.batch)
 }

@@ -74,7 +74,7 @@ func (p *poller) attach(c *client, nc net.Conn) bool {
 	}
 	// Everything a kick uses is set before the descriptor can fire.
 	c.poll, c.rc = p, rc
-	c.lr.r = rawReader{rc}
+	c.lr.r, c.lr.polled = rawReader{rc}, true
 	c.out.onClose = c.kick
 	var added bool
 	err = rc.Control(func(fd uintptr) {
@@ -103,7 +103,7 @@ func (p *poller) attach(c *client, nc net.Conn) bool {
 		added = true
 	})
 	if err != nil || !added {
-		c.poll, c.rc, c.lr.r, c.out.onClose = nil, nil, nc, nil
+		c.poll, c.rc, c.lr.r, c.lr.polled, c.out.onClose = nil, nil, nc, false, nil
 		return false
 	}
 	return true
