@@ -262,6 +262,9 @@ func (c *client) handshake() bool {
 	return true
 }
 
+// clockEvery is how many lines of one pump run share a clock reading.
+const clockEvery = 8
+
 const (
 	pumpIdle    int32 = iota // waiting in the poller
 	pumpRunning              // a pump goroutine is reading
@@ -276,7 +279,7 @@ func (c *client) kick() {
 		switch c.pumpState.Load() {
 		case pumpIdle:
 			if c.pumpState.CompareAndSwap(pumpIdle, pumpRunning) {
-				go c.pump()
+				c.poll.run(c)
 				return
 			}
 		case pumpRunning:
@@ -317,13 +320,20 @@ func (c *client) drain() bool {
 		writeBatches.Put(b)
 	}()
 	n := 0
+	var now int64
 	for c.quitMsg.Load() == nil {
 		line, err := c.lr.readLine()
 		if errors.Is(err, errWouldBlock) {
 			c.lr.release() // an idle client holds no read buffer
 			return true
 		}
-		if !c.take(line, err) {
+		// Lines that arrived together share a clock reading, taken
+		// every few lines (every line under flood control, which may
+		// hold a line back).
+		if n%clockEvery == 0 || c.srv.conf().FloodRate > 0 {
+			now = c.srv.now().UnixNano()
+		}
+		if !c.takeAt(line, err, now) {
 			return false
 		}
 		if n++; n == maxBatchLines {
@@ -336,7 +346,11 @@ func (c *client) drain() bool {
 
 // take handles one result of readLine; it reports false when the
 // connection is over.
-func (c *client) take(line []byte, err error) bool {
+func (c *client) take(line []byte, err error) bool { return c.takeAt(line, err, 0) }
+
+// takeAt is take with the line's arrival time in unix nanoseconds (0:
+// read the clock now).
+func (c *client) takeAt(line []byte, err error, now int64) bool {
 	if err != nil {
 		if errors.Is(err, errLineFlood) {
 			c.quit("Input line too long", "Input line too long")
@@ -346,7 +360,10 @@ func (c *client) take(line []byte, err error) bool {
 		return false
 	}
 	// The line's time: handling it reads the clock no more (lineTime).
-	c.lastRead.Store(c.srv.now().UnixNano())
+	if now == 0 {
+		now = c.srv.now().UnixNano()
+	}
+	c.lastRead.Store(now)
 	if c.pingAt.Load() != 0 { // a store per line would dirty the line the sweep reads
 		c.pingAt.Store(0)
 	}

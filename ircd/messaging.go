@@ -170,7 +170,8 @@ func (c *client) privmsg(command, target, text, tags string) {
 		s.bus.Room(state.RoomEvent{Kind: state.RoomMessage, From: c.info(), Command: command, Text: text, Tags: tags, Time: c.lineTime(), ID: s.newMsgID()})
 		return
 	}
-	s.sendPrivate(c, state.Private{From: c.info(), Command: command, Text: text, Tags: tags, Time: c.lineTime(), ID: s.newMsgID()}, target)
+	// The id is made when something needs it (sendPrivate).
+	s.sendPrivate(c, state.Private{From: c.info(), Command: command, Text: text, Tags: tags, Time: c.lineTime()}, target)
 }
 
 // sendPrivate delivers a private message: to the recipient's session if
@@ -187,8 +188,11 @@ func (s *Server) sendPrivate(from *client, m state.Private, target string) {
 		if to.Node == s.node {
 			// This node's session: what either bus does for it, with
 			// the sender's write batch.
-			delivered = s.deliverHere(to, m, from.prefix, from.batch)
+			delivered = s.deliverFrom(from, to, &m)
 		} else {
+			if m.ID == "" {
+				m.ID = s.newMsgID()
+			}
 			delivered, err = s.bus.Private(s.ctx, to, m)
 		}
 		if err != nil {
@@ -229,6 +233,9 @@ func (s *Server) sendPrivate(from *client, m state.Private, target string) {
 		}
 		return
 	}
+	if m.ID == "" {
+		m.ID = s.newMsgID()
+	}
 	_, err = s.mailbox.Append(ctx, key, state.Message{From: from.prefix, Sender: from.key, Command: m.Command, Text: m.Text, Time: m.Time, MsgID: m.ID})
 	switch {
 	case errors.Is(err, state.ErrMailboxFull):
@@ -250,6 +257,22 @@ func (s *Server) sendPrivate(from *client, m state.Private, target string) {
 	if !notice {
 		from.reply(irc.RPL_AWAY, canonical, offline)
 	}
+}
+
+// deliverFrom hands m from this node's session from to this node's
+// session to.Session, in from's reader goroutine. Delivered so, m is never
+// stored as well, so it needs an id only if someone sees it: a
+// message-tags recipient, or from's echo with message-tags; m.ID is set
+// then.
+func (s *Server) deliverFrom(from *client, to state.UserInfo, m *state.Private) bool {
+	c := s.session(to.Nick)
+	if c == nil || c.session != to.Session {
+		return false
+	}
+	if m.ID == "" && (c.has(capMessageTags) || from.has(capEchoMessage) && from.has(capMessageTags)) {
+		m.ID = s.newMsgID()
+	}
+	return c.deliverPrivate(*m, from.prefix, from.batch)
 }
 
 // deliverPrivate queues a private message to this session, unless the

@@ -320,6 +320,13 @@ func (q *sendQueue) closedHook() {
 // one else writes it meanwhile and the order of its lines holds.
 type writeBatch struct {
 	queues []batchedQueue
+
+	// One write's arguments and results, for writeFD (bound once as
+	// writeFn, so a write allocates no closure).
+	wbuf    []byte
+	wn      int
+	werr    error
+	writeFn func(fd uintptr) bool
 }
 
 type batchedQueue struct {
@@ -332,7 +339,11 @@ type batchedQueue struct {
 // back for long.
 const maxBatchLines = 64
 
-var writeBatches = sync.Pool{New: func() any { return new(writeBatch) }}
+var writeBatches = sync.Pool{New: func() any {
+	b := new(writeBatch)
+	b.writeFn = b.writeFD
+	return b
+}}
 
 // flush writes every listed queue and empties the list.
 func (b *writeBatch) flush() {
@@ -341,7 +352,7 @@ func (b *writeBatch) flush() {
 	}
 	bp := flushBufs.Get().(*[]byte)
 	for i, e := range b.queues {
-		e.q.flushDirect(e.raw, bp)
+		e.q.flushDirect(b, e.raw, bp)
 		b.queues[i] = batchedQueue{}
 	}
 	flushBufs.Put(bp)
@@ -351,7 +362,7 @@ func (b *writeBatch) flush() {
 // flushDirect writes q's lines without blocking, from the goroutine that
 // listed q in a batch (q.flushing is set for it). What the socket does
 // not take goes back to the front of the queue for a flusher goroutine.
-func (q *sendQueue) flushDirect(raw syscall.RawConn, bp *[]byte) {
+func (q *sendQueue) flushDirect(b *writeBatch, raw syscall.RawConn, bp *[]byte) {
 	for {
 		q.mu.Lock()
 		q.writing = 0
@@ -388,7 +399,7 @@ func (q *sendQueue) flushDirect(raw syscall.RawConn, bp *[]byte) {
 		}
 		n := 0
 		if len(buf) > 0 {
-			n = rawWrite(raw, buf)
+			n = b.write(raw, buf)
 		}
 		if n == len(buf) && used == len(lines) && used > 0 {
 			clear(lines)
@@ -418,22 +429,25 @@ func (q *sendQueue) flushDirect(raw syscall.RawConn, bp *[]byte) {
 	}
 }
 
-// rawWrite writes b to a non-blocking socket once and returns how much it
+// write writes buf to a non-blocking socket once and returns how much it
 // took: 0 if it is full, closed or failed (a flusher goroutine then finds
 // out which).
-func rawWrite(rc syscall.RawConn, b []byte) int {
-	var n int
-	var errno error
-	err := rc.Write(func(fd uintptr) bool {
-		for {
-			n, errno = syscall.Write(int(fd), b)
-			if errno != syscall.EINTR {
-				return true
-			}
-		}
-	})
+func (b *writeBatch) write(rc syscall.RawConn, buf []byte) int {
+	b.wbuf, b.wn, b.werr = buf, 0, nil
+	err := rc.Write(b.writeFn)
+	n, errno := b.wn, b.werr
+	b.wbuf, b.werr = nil, nil
 	if err != nil || errno != nil || n < 0 {
 		return 0
 	}
 	return n
+}
+
+func (b *writeBatch) writeFD(fd uintptr) bool {
+	for {
+		b.wn, b.werr = sysWrite(fd, b.wbuf)
+		if b.werr != syscall.EINTR {
+			return true
+		}
+	}
 }

@@ -117,18 +117,11 @@ type busHandler struct{ s *Server }
 func (h busHandler) Room(ev state.RoomEvent) { h.s.roomEvent(ev) }
 
 func (h busHandler) Private(to state.UserInfo, m state.Private) bool {
-	return h.s.deliverHere(to, m, "", nil)
-}
-
-// deliverHere hands m to this node's session to.Session; prefix is the
-// sender's nick!user@host if known ("": from m.From), b the sender's write
-// batch when the sender's reader goroutine calls it.
-func (s *Server) deliverHere(to state.UserInfo, m state.Private, prefix string, b *writeBatch) bool {
-	c := s.session(to.Nick)
+	c := h.s.session(to.Nick)
 	if c == nil || c.session != to.Session {
 		return false
 	}
-	return c.deliverPrivate(m, prefix, b)
+	return c.deliverPrivate(m, "", nil)
 }
 
 // MailWaiting runs the session's replay on a goroutine of its own: the
