@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -262,6 +263,10 @@ func (c *client) handshake() bool {
 	return true
 }
 
+// yieldBatch is the size of a write batch (queues) from which a pump
+// yields before writing it.
+const yieldBatch = 32
+
 // clockEvery is how many lines of one pump run share a clock reading.
 const clockEvery = 8
 
@@ -316,6 +321,12 @@ func (c *client) drain() bool {
 	c.batch = b
 	defer func() {
 		c.batch = nil
+		if len(b.queues) >= yieldBatch {
+			// A fan-out: let other pumps add their lines to these
+			// queues first (they are this batch's to write), so each
+			// member gets one write for several senders' lines.
+			runtime.Gosched()
+		}
 		b.flush()
 		writeBatches.Put(b)
 	}()
