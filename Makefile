@@ -36,6 +36,7 @@ test:
 	$(GO) test -run '^$$' -fuzz '^FuzzLineReaderPolled$$' -fuzztime 20000x ./ircd/
 	$(GO) test -run '^$$' -fuzz '^FuzzSession$$' -fuzztime 10000x ./ircd/
 	$(GO) test -run '^$$' -fuzz '^FuzzGlob$$' -fuzztime 50000x ./ircd/
+	$(GO) test -run '^$$' -fuzz '^FuzzFastMessage$$' -fuzztime 100000x ./ircd/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMessage$$' -fuzztime 20000x ./store/
 
 # Only the real-client suite; a missing client is a failure.
@@ -51,6 +52,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLineReaderPolled$$' -fuzztime $(FUZZTIME) ./ircd/
 	$(GO) test -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME) ./ircd/
 	$(GO) test -run '^$$' -fuzz '^FuzzGlob$$' -fuzztime $(FUZZTIME) ./ircd/
+	$(GO) test -run '^$$' -fuzz '^FuzzFastMessage$$' -fuzztime $(FUZZTIME) ./ircd/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMessage$$' -fuzztime $(FUZZTIME) ./store/
 
 # The benchmark matrix: fresh server per run, table of results and

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -86,6 +87,7 @@ type client struct {
 	reg        *registering      // what logging in gathers; nil once registered
 	monitoring map[string]string // folded -> as given
 	lr         lineReader
+	batch      *writeBatch // while a pump handles a run of lines: the queues it filled
 
 	// Timeouts, checked by Server.timeoutLoop (the server's clock, unix nanos).
 	connected   int64
@@ -261,6 +263,13 @@ func (c *client) handshake() bool {
 	return true
 }
 
+// yieldBatch is the size of a write batch (queues) from which a pump
+// yields before writing it.
+const yieldBatch = 32
+
+// clockEvery is how many lines of one pump run share a clock reading.
+const clockEvery = 8
+
 const (
 	pumpIdle    int32 = iota // waiting in the poller
 	pumpRunning              // a pump goroutine is reading
@@ -275,7 +284,7 @@ func (c *client) kick() {
 		switch c.pumpState.Load() {
 		case pumpIdle:
 			if c.pumpState.CompareAndSwap(pumpIdle, pumpRunning) {
-				go c.pump()
+				c.poll.run(c)
 				return
 			}
 		case pumpRunning:
@@ -308,14 +317,39 @@ func (c *client) pump() {
 // drain reads and handles lines until the socket has no more; it reports
 // false when the connection is over.
 func (c *client) drain() bool {
+	b := writeBatches.Get().(*writeBatch)
+	c.batch = b
+	defer func() {
+		c.batch = nil
+		if len(b.queues) >= yieldBatch {
+			// A fan-out: let other pumps add their lines to these
+			// queues first (they are this batch's to write), so each
+			// member gets one write for several senders' lines.
+			runtime.Gosched()
+		}
+		b.flush()
+		writeBatches.Put(b)
+	}()
+	n := 0
+	var now int64
 	for c.quitMsg.Load() == nil {
 		line, err := c.lr.readLine()
 		if errors.Is(err, errWouldBlock) {
 			c.lr.release() // an idle client holds no read buffer
 			return true
 		}
-		if !c.take(line, err) {
+		// Lines that arrived together share a clock reading, taken
+		// every few lines (every line under flood control, which may
+		// hold a line back).
+		if n%clockEvery == 0 || c.srv.conf().FloodRate > 0 {
+			now = c.srv.now().UnixNano()
+		}
+		if !c.takeAt(line, err, now) {
 			return false
+		}
+		if n++; n == maxBatchLines {
+			b.flush()
+			n = 0
 		}
 	}
 	return false
@@ -323,7 +357,11 @@ func (c *client) drain() bool {
 
 // take handles one result of readLine; it reports false when the
 // connection is over.
-func (c *client) take(line []byte, err error) bool {
+func (c *client) take(line []byte, err error) bool { return c.takeAt(line, err, 0) }
+
+// takeAt is take with the line's arrival time in unix nanoseconds (0:
+// read the clock now).
+func (c *client) takeAt(line []byte, err error, now int64) bool {
 	if err != nil {
 		if errors.Is(err, errLineFlood) {
 			c.quit("Input line too long", "Input line too long")
@@ -332,7 +370,11 @@ func (c *client) take(line []byte, err error) bool {
 		}
 		return false
 	}
-	c.lastRead.Store(c.srv.now().UnixNano())
+	// The line's time: handling it reads the clock no more (lineTime).
+	if now == 0 {
+		now = c.srv.now().UnixNano()
+	}
+	c.lastRead.Store(now)
 	if c.pingAt.Load() != 0 { // a store per line would dirty the line the sweep reads
 		c.pingAt.Store(0)
 	}
@@ -347,7 +389,12 @@ func (c *client) take(line []byte, err error) bool {
 		c.reply(errInputTooLong, "Input line was too long")
 		return true
 	}
-	c.handleLine(string(line))
+	if command, t0, t1, x0, ok := parseFastMessage(line); ok && c.registered {
+		raw := string(line)
+		c.fastMessage(command, raw[t0:t1], raw[x0:])
+	} else {
+		c.handleLine(string(line))
+	}
 	c.lr.shrink()
 	return c.quitMsg.Load() == nil
 }
@@ -379,6 +426,9 @@ func (c *client) floodWait() bool {
 	if now.Sub(c.throttledSince) > cfg.FloodKill {
 		return false
 	}
+	if c.batch != nil {
+		c.batch.flush() // what earlier lines queued goes out before the wait
+	}
 	t := time.NewTimer(ahead)
 	defer t.Stop()
 	select {
@@ -397,7 +447,12 @@ func (c *client) handleLine(raw string) {
 		return
 	}
 	if c.registered {
-		c.idle.Store(c.srv.now().Unix())
+		c.idle.Store(c.lineTime().Unix())
+	}
+	if c.batch != nil && !isMessageCommand(msg.Command) {
+		// Other commands may wait (on the store, on another session):
+		// what earlier lines queued goes out first.
+		c.batch.flush()
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -407,6 +462,34 @@ func (c *client) handleLine(raw string) {
 		}
 	}()
 	c.dispatch(msg, raw)
+}
+
+// fastMessage is handleLine for a line parseFastMessage took apart: what
+// dispatch and message do for PRIVMSG or NOTICE to one target, without
+// the general parse.
+func (c *client) fastMessage(command, target, text string) {
+	c.idle.Store(c.lineTime().Unix())
+	defer func() {
+		if r := recover(); r != nil {
+			c.srv.log.Error("panic in command", "command", command, "conn", c.id, "nick", c.nick,
+				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			c.quit("Internal error", "internal error while handling "+command)
+		}
+	}()
+	c.privmsg(command, target, text, "")
+}
+
+// lineTime is when the line being handled arrived (take read the clock
+// for it); in the reader goroutine only.
+func (c *client) lineTime() time.Time {
+	if t := c.lastRead.Load(); t != 0 {
+		return time.Unix(0, t)
+	}
+	return c.srv.now()
+}
+
+func isMessageCommand(cmd string) bool {
+	return cmd == "PRIVMSG" || cmd == "NOTICE" || cmd == "TAGMSG"
 }
 
 // acceptNonUTF8 answers a line that is not UTF-8, as UTF8ONLY promises:

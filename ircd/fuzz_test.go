@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // FuzzLineReader: any byte stream yields bounded lines or errLineFlood,
@@ -71,7 +72,7 @@ func FuzzLineReaderPolled(f *testing.F) {
 			err  error
 		}
 		read := func(lr *lineReader) (out []result) {
-			for range 2*len(data) + 4 {
+			for range 4*len(data) + 8 {
 				line, err := lr.readLine()
 				if err == errWouldBlock {
 					lr.release()
@@ -87,13 +88,17 @@ func FuzzLineReaderPolled(f *testing.F) {
 			return nil
 		}
 		want := read(&lineReader{r: bytes.NewReader(data)})
-		got := read(&lineReader{r: &stutterReader{data: data, sizes: sizes}})
-		if len(got) != len(want) {
-			t.Fatalf("%d results polled, %d in one go", len(got), len(want))
-		}
-		for i := range want {
-			if got[i] != want[i] {
-				t.Fatalf("result %d: polled %+v, in one go %+v", i, got[i], want[i])
+		// Unpolled, and polled (a short read is taken as the socket
+		// running dry, without asking it again).
+		for _, polled := range []bool{false, true} {
+			got := read(&lineReader{r: &stutterReader{data: data, sizes: sizes}, polled: polled})
+			if len(got) != len(want) {
+				t.Fatalf("%d results polled, %d in one go", len(got), len(want))
+			}
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("result %d: polled %+v, in one go %+v", i, got[i], want[i])
+				}
 			}
 		}
 	})
@@ -160,4 +165,39 @@ func (c *testClient) syncOrClosed() []string {
 		}
 		lines = append(lines, line)
 	}
+}
+
+// FuzzFastMessage: whatever line parseFastMessage takes apart, the general
+// parser (irc.v4) reads the same: command, target and text as the only
+// parameters, no tags, no prefix, one target, valid UTF-8.
+func FuzzFastMessage(f *testing.F) {
+	for _, s := range []string{"PRIVMSG bob :hi", "NOTICE #lobby :x y", "PRIVMSG bob  :hi", "PRIVMSG bob :hi\r",
+		"PRIVMSG :bob :hi", "PRIVMSG a,b :hi", "PRIVMSG bob :", "PRIVMSG bob hi", "privmsg bob :hi", "PRIVMSG bob ::x",
+		"@a=b PRIVMSG bob :hi", ":x PRIVMSG bob :hi", "PRIVMSG bob\t:hi", "PRIVMSG bob :\xff", "PRIVMSG b :x :y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		command, t0, t1, x0, ok := parseFastMessage([]byte(line))
+		if !ok {
+			return
+		}
+		target, text := line[t0:t1], line[x0:]
+		m, err := parseMessage(line)
+		if err != nil {
+			t.Fatalf("%q: fast path took it, irc.v4 fails: %v", line, err)
+		}
+		if m.Command != command || len(m.Params) != 2 || m.Params[0] != target || m.Params[1] != text {
+			t.Fatalf("%q: fast path %q %q %q, irc.v4 %q %q", line, command, target, text, m.Command, m.Params)
+		}
+		if len(m.Tags) != 0 || m.Prefix.Name != "" || m.Prefix.User != "" || m.Prefix.Host != "" {
+			t.Fatalf("%q: irc.v4 finds tags or a prefix", line)
+		}
+		if !utf8.ValidString(line) || text == "" || strings.Contains(target, ",") {
+			t.Fatalf("%q: fast path took a line it must leave", line)
+		}
+		var c client
+		if targets, ok := c.targets(command, target, false); !ok || len(targets) != 1 || targets[0] != target {
+			t.Fatalf("%q: targets %q", line, targets)
+		}
+	})
 }

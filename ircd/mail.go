@@ -210,7 +210,7 @@ func (c *client) ackMail(token string) bool {
 // pushPrivate queues a private line (message id) to c, or holds it until
 // the first replay has queued the stored ones. It reports false if c is
 // closing.
-func (c *client) pushPrivate(id string, line []byte) bool {
+func (c *client) pushPrivate(id string, line []byte, b *writeBatch) bool {
 	m := &c.mail
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -222,7 +222,7 @@ func (c *client) pushPrivate(id string, line []byte) bool {
 		m.liveNext = (m.liveNext + 1) % liveIDs
 	}
 	if !m.holding {
-		return c.out.push(line)
+		return c.pushBatched(line, b)
 	}
 	if c.quitMsg.Load() != nil {
 		return false

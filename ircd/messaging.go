@@ -167,10 +167,11 @@ func (c *client) privmsg(command, target, text, tags string) {
 			}
 			return
 		}
-		s.bus.Room(state.RoomEvent{Kind: state.RoomMessage, From: c.info(), Command: command, Text: text, Tags: tags, Time: s.now(), ID: s.newMsgID()})
+		s.bus.Room(state.RoomEvent{Kind: state.RoomMessage, From: c.info(), Command: command, Text: text, Tags: tags, Time: c.lineTime(), ID: s.newMsgID()})
 		return
 	}
-	s.sendPrivate(c, state.Private{From: c.info(), Command: command, Text: text, Tags: tags, Time: s.now(), ID: s.newMsgID()}, target)
+	// The id is made when something needs it (sendPrivate).
+	s.sendPrivate(c, state.Private{From: c.info(), Command: command, Text: text, Tags: tags, Time: c.lineTime()}, target)
 }
 
 // sendPrivate delivers a private message: to the recipient's session if
@@ -182,7 +183,18 @@ func (c *client) privmsg(command, target, text, tags string) {
 func (s *Server) sendPrivate(from *client, m state.Private, target string) {
 	notice := m.Command != "PRIVMSG"
 	if to, ok := s.presence.Lookup(target); ok {
-		delivered, err := s.bus.Private(s.ctx, to, m)
+		var delivered bool
+		var err error
+		if to.Node == s.node {
+			// This node's session: what either bus does for it, with
+			// the sender's write batch.
+			delivered = s.deliverFrom(from, to, &m)
+		} else {
+			if m.ID == "" {
+				m.ID = s.newMsgID()
+			}
+			delivered, err = s.bus.Private(s.ctx, to, m)
+		}
 		if err != nil {
 			s.log.Warn("delivering a private message", "to", to.Nick, "err", err)
 		}
@@ -221,6 +233,9 @@ func (s *Server) sendPrivate(from *client, m state.Private, target string) {
 		}
 		return
 	}
+	if m.ID == "" {
+		m.ID = s.newMsgID()
+	}
 	_, err = s.mailbox.Append(ctx, key, state.Message{From: from.prefix, Sender: from.key, Command: m.Command, Text: m.Text, Time: m.Time, MsgID: m.ID})
 	switch {
 	case errors.Is(err, state.ErrMailboxFull):
@@ -244,12 +259,30 @@ func (s *Server) sendPrivate(from *client, m state.Private, target string) {
 	}
 }
 
+// deliverFrom hands m from this node's session from to this node's
+// session to.Session, in from's reader goroutine. Delivered so, m is never
+// stored as well, so it needs an id only if someone sees it: a
+// message-tags recipient, or from's echo with message-tags; m.ID is set
+// then.
+func (s *Server) deliverFrom(from *client, to state.UserInfo, m *state.Private) bool {
+	c := s.session(to.Nick)
+	if c == nil || c.session != to.Session {
+		return false
+	}
+	if m.ID == "" && (c.has(capMessageTags) || from.has(capEchoMessage) && from.has(capMessageTags)) {
+		m.ID = s.newMsgID()
+	}
+	return c.deliverPrivate(*m, from.prefix, from.batch)
+}
+
 // deliverPrivate queues a private message to this session, unless the
 // recipient silenced the sender (then it is dropped, and counts as
 // delivered: the sender must not learn of it). It reports false if the
 // session is closing.
-func (c *client) deliverPrivate(m state.Private) bool {
-	prefix := m.From.Prefix()
+func (c *client) deliverPrivate(m state.Private, prefix string, b *writeBatch) bool {
+	if prefix == "" {
+		prefix = m.From.Prefix()
+	}
 	if c.silence.Load().matches(prefix) {
 		return true
 	}
@@ -257,7 +290,7 @@ func (c *client) deliverPrivate(m state.Private) bool {
 	if m.Command == "TAGMSG" && f&formTags == 0 {
 		return true // nothing to show a client without message-tags
 	}
-	return c.pushPrivate(m.ID, privateLine(m, prefix, c.nick, f))
+	return c.pushPrivate(m.ID, privateLine(m, prefix, c.nick, f), b)
 }
 
 // privateLine encodes a private message from prefix to target for a
@@ -275,5 +308,5 @@ func (c *client) echoPrivate(m state.Private, target string) {
 	if !c.has(capEchoMessage) {
 		return
 	}
-	c.out.push(privateLine(m, c.prefix, target, formOf(c)&formsMessage))
+	c.pushBatched(privateLine(m, c.prefix, target, formOf(c)&formsMessage), c.batch)
 }

@@ -1,6 +1,7 @@
 package ircd
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -304,4 +305,37 @@ func TestRelayedMessagesCarryMsgid(t *testing.T) {
 	if id := dave.expectMatch(`^@msgid=([^ ;]+)\S* :alice!\S+ PRIVMSG dave :.*stored$`)[1]; id == "" || id == two {
 		t.Fatalf("stored message id %q", id)
 	}
+}
+
+// TestBatchedDeliveryForms: a run of lines read at once (one pump run,
+// one write per recipient) reaches each recipient in order and in its own
+// form: tags for a message-tags and server-time client (bob), none for a
+// plain one (alice), nothing for one that silenced the sender (carol);
+// the sender (dave) gets its echo.
+func TestBatchedDeliveryForms(t *testing.T) {
+	ts := startServer(t)
+	alice := ts.login("alice")
+	bob := ts.login("bob", "message-tags", "server-time")
+	carol := ts.login("carol")
+	dave := ts.login("dave", "echo-message")
+	carol.send("SILENCE +dave!*@*")
+	carol.expect(`SILENCE \+dave!\*@\*`)
+	var b strings.Builder
+	const n = 200
+	for i := range n {
+		fmt.Fprintf(&b, "PRIVMSG alice :p%d\r\nPRIVMSG bob :t%d\r\nPRIVMSG carol :q%d\r\n", i, i, i)
+	}
+	b.WriteString("PRIVMSG #lobby :all\r\n")
+	dave.sendRaw([]byte(b.String()))
+	for i := range n {
+		alice.expect(fmt.Sprintf(`^:dave!dave@127\.0\.0\.1 PRIVMSG alice :p%d$`, i))
+		bob.expect(fmt.Sprintf(`^@msgid=[^ ;]+;time=\d{4}-\d\d-\d\dT[0-9:.]+Z :dave!dave@127\.0\.0\.1 PRIVMSG bob :t%d$`, i))
+		dave.expect(fmt.Sprintf(`^:dave!dave@127\.0\.0\.1 PRIVMSG alice :p%d$`, i))
+		dave.expect(fmt.Sprintf(`^:dave!dave@127\.0\.0\.1 PRIVMSG bob :t%d$`, i))
+		dave.expect(fmt.Sprintf(`^:dave!dave@127\.0\.0\.1 PRIVMSG carol :q%d$`, i))
+	}
+	alice.expect(`^:dave!\S+ PRIVMSG #lobby :all$`)
+	bob.expect(`^@msgid=[^ ;]+;time=\S+ :dave!\S+ PRIVMSG #lobby :all$`)
+	dave.expect(`^:dave!\S+ PRIVMSG #lobby :all$`)
+	carol.expectNone(`dave`)
 }

@@ -206,12 +206,13 @@ func (r *room) topicInfo() (topic, by string, at time.Time) {
 
 // fanout is one line sent to this node's members.
 type fanout struct {
-	sender  *client // this node's session that sent it, or nil
-	prefix  string  // the sender's nick!user@host, for silence lists
-	echo    bool    // the sender gets it too
-	forms   form    // the form bits that change the line (formsMessage if zero)
-	onlyCap uint32  // if set, only members with this capability get it
-	lazy    bool    // others may get it a little late (announcements): pushDeferred
+	sender  *client     // this node's session that sent it, or nil
+	prefix  string      // the sender's nick!user@host, for silence lists
+	echo    bool        // the sender gets it too
+	forms   form        // the form bits that change the line (formsMessage if zero)
+	onlyCap uint32      // if set, only members with this capability get it
+	lazy    bool        // others may get it a little late (announcements): pushDeferred
+	batch   *writeBatch // the sender's, when its reader goroutine sends the line
 	build   func(form) []byte
 }
 
@@ -247,7 +248,7 @@ func (r *room) broadcast(o fanout) {
 		case o.lazy && m != o.sender:
 			m.out.pushDeferred(line)
 		default:
-			m.out.push(line)
+			m.pushBatched(line, o.batch)
 		}
 	}
 }

@@ -50,7 +50,13 @@ func (s *Server) roomEvent(ev state.RoomEvent) {
 		} else {
 			r.history.add(histEntry{t: ev.Time, id: ev.ID, prefix: prefix, account: from.Account, command: ev.Command, text: ev.Text, tags: ev.Tags})
 		}
-		r.broadcast(fanout{sender: sender, prefix: prefix, echo: sender != nil && sender.has(capEchoMessage), build: func(f form) []byte {
+		var batch *writeBatch
+		if sender != nil {
+			// A local room message comes from its sender's own reader
+			// goroutine (c.privmsg, through the bus, synchronously).
+			batch = sender.batch
+		}
+		r.broadcast(fanout{sender: sender, prefix: prefix, echo: sender != nil && sender.has(capEchoMessage), batch: batch, build: func(f form) []byte {
 			if ev.Command == "TAGMSG" && f&formTags == 0 {
 				return []byte{} // non-nil: cached as "nothing to send"
 			}

@@ -4,6 +4,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -39,17 +40,25 @@ func newSendQueue(conn net.Conn, limit int, timeout time.Duration, onFull func()
 
 // push queues one line. It never blocks on the network. It reports false
 // if the connection is closing and the line was not taken.
-func (q *sendQueue) push(line []byte) bool { return q.enqueue(line, false) }
+func (q *sendQueue) push(line []byte) bool { return q.enqueue(line, false, nil, nil) }
+
+// pushBatched is push to c (whose queue q is) from a reader goroutine
+// handling a run of lines: if q needs a flush and c's socket is polled
+// (c.rc), q is listed in b, which writes it when the run ends, instead of
+// starting a flusher goroutine per queue and line. b may be nil (push).
+func (c *client) pushBatched(line []byte, b *writeBatch) bool {
+	return c.out.enqueue(line, false, b, c.rc)
+}
 
 // pushDeferred queues a line nobody is waiting for (a JOIN or QUIT
 // announcement): it goes out with the next line pushed, or when the
 // deferred timer fires, so a burst of them costs each member one write
 // per timer period instead of one per line.
 func (q *sendQueue) pushDeferred(line []byte) bool {
-	return q.enqueue(line, q.deferred != nil)
+	return q.enqueue(line, q.deferred != nil, nil, nil)
 }
 
-func (q *sendQueue) enqueue(line []byte, deferred bool) bool {
+func (q *sendQueue) enqueue(line []byte, deferred bool, b *writeBatch, raw syscall.RawConn) bool {
 	q.mu.Lock()
 	if q.closing {
 		q.mu.Unlock()
@@ -78,17 +87,23 @@ func (q *sendQueue) enqueue(line []byte, deferred bool) bool {
 	q.bytes += len(line)
 	// A running flusher takes the line either way. Otherwise an ordinary
 	// line starts one, and a deferred line lists the queue for the timer.
-	var start, list bool
+	var start, list, batched bool
 	if !q.flushing {
-		if deferred {
+		switch {
+		case deferred:
 			list, q.listed = !q.listed, true
-		} else {
+		case b != nil && raw != nil:
+			batched, q.flushing = true, true
+		default:
 			start, q.flushing = true, true
 		}
 	}
 	q.mu.Unlock()
 	if start {
 		go q.flush()
+	}
+	if batched {
+		b.queues = append(b.queues, batchedQueue{q, raw})
 	}
 	if list {
 		q.deferred.add(q)
@@ -308,5 +323,146 @@ func (q *sendQueue) backlog() (bytes int, busy bool) {
 func (q *sendQueue) closedHook() {
 	if q.onClose != nil {
 		q.onClose()
+	}
+}
+
+// writeBatch is the send queues a reader goroutine (a poller's pump) made
+// due for a flush while handling a run of lines: when the run ends they
+// are written from that goroutine, one write per socket per run, as an
+// event loop would, with no flusher goroutine to start and wake. A socket
+// that takes less than all of it gets a flusher goroutine for the rest,
+// which waits for it as usual. A queue in the batch is "flushing", so no
+// one else writes it meanwhile and the order of its lines holds.
+type writeBatch struct {
+	queues []batchedQueue
+
+	// One write's arguments and results, for writeFD (bound once as
+	// writeFn, so a write allocates no closure).
+	wbuf    []byte
+	wn      int
+	werr    error
+	writeFn func(fd uintptr) bool
+}
+
+type batchedQueue struct {
+	q   *sendQueue
+	raw syscall.RawConn // its polled socket
+}
+
+// maxBatchLines bounds how many lines a pump handles before it writes
+// what they queued, so a busy sender does not hold its recipients' lines
+// back for long.
+const maxBatchLines = 64
+
+var writeBatches = sync.Pool{New: func() any {
+	b := new(writeBatch)
+	b.writeFn = b.writeFD
+	return b
+}}
+
+// flush writes every listed queue and empties the list.
+func (b *writeBatch) flush() {
+	if len(b.queues) == 0 {
+		return
+	}
+	bp := flushBufs.Get().(*[]byte)
+	for i, e := range b.queues {
+		e.q.flushDirect(b, e.raw, bp)
+		b.queues[i] = batchedQueue{}
+	}
+	flushBufs.Put(bp)
+	b.queues = b.queues[:0]
+}
+
+// flushDirect writes q's lines without blocking, from the goroutine that
+// listed q in a batch (q.flushing is set for it). What the socket does
+// not take goes back to the front of the queue for a flusher goroutine.
+func (q *sendQueue) flushDirect(b *writeBatch, raw syscall.RawConn, bp *[]byte) {
+	for {
+		q.mu.Lock()
+		q.writing = 0
+		if q.closing {
+			// The end of the connection, which flushQueued handles (it
+			// closes the socket): it takes over the flushing set here.
+			q.mu.Unlock()
+			go q.flushQueued()
+			return
+		}
+		if len(q.lines) == 0 {
+			putLines(q.lines)
+			q.lines = nil
+			q.flushing = false
+			q.mu.Unlock()
+			return
+		}
+		lines := q.lines
+		q.writing = q.bytes
+		q.lines, q.bytes = nil, 0
+		q.mu.Unlock()
+
+		buf := (*bp)[:0]
+		used := 0
+		for _, l := range lines {
+			if len(buf)+len(l) > flushBufSize && len(buf) > 0 {
+				break
+			}
+			if len(l) > flushBufSize {
+				break
+			}
+			buf = append(buf, l...)
+			used++
+		}
+		n := 0
+		if len(buf) > 0 {
+			n = b.write(raw, buf)
+		}
+		if n == len(buf) && used == len(lines) && used > 0 {
+			clear(lines)
+			putLines(lines)
+			continue // more may have been queued meanwhile
+		}
+		// The socket is full (or failed, or a line is too big for the
+		// buffer): the rest goes back in front of what was queued since,
+		// and a flusher goroutine waits for the socket.
+		rest := make([][]byte, 0, 1+len(lines)-used)
+		if n < len(buf) {
+			rest = append(rest, append([]byte(nil), buf[n:]...))
+		}
+		rest = append(rest, lines[used:]...)
+		clear(lines)
+		putLines(lines)
+		q.mu.Lock()
+		size := 0
+		for _, l := range rest {
+			size += len(l)
+		}
+		q.lines = append(rest, q.lines...)
+		q.bytes += size
+		q.mu.Unlock()
+		go q.flushQueued()
+		return
+	}
+}
+
+// write writes buf to a non-blocking socket once and returns how much it
+// took: 0 if it is full, closed or failed (a flusher goroutine then finds
+// out which).
+func (b *writeBatch) write(rc syscall.RawConn, buf []byte) int {
+	b.wbuf, b.wn, b.werr = buf, 0, nil
+	err := rc.Write(b.writeFn)
+	n, errno := b.wn, b.werr
+	b.wbuf, b.werr = nil, nil
+	if err != nil || errno != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+func (b *writeBatch) writeFD(fd uintptr) bool {
+	for {
+		b.wn, b.werr = sysWrite(fd, b.wbuf)
+		if b.werr != syscall.EINTR {
+			return true
+		}
 	}
 }

@@ -415,7 +415,8 @@ func (s *Server) pollerFailed(err error, stranded []*client) {
 // on every relayed message.
 func (s *Server) newMsgID() string {
 	n := s.msgSeq.Add(1)
-	return s.msgPrefix + strconv.FormatUint(n, 36)
+	var b [32]byte
+	return string(strconv.AppendUint(append(b[:0], s.msgPrefix...), n, 36)) // one allocation
 }
 
 // msgIDPrefix is 8 characters from the node's name and 4 random bytes,

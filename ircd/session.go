@@ -121,7 +121,7 @@ func (h busHandler) Private(to state.UserInfo, m state.Private) bool {
 	if c == nil || c.session != to.Session {
 		return false
 	}
-	return c.deliverPrivate(m)
+	return c.deliverPrivate(m, "", nil)
 }
 
 // MailWaiting runs the session's replay on a goroutine of its own: the

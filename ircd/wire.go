@@ -53,11 +53,16 @@ var errWouldBlock = errors.New("no data ready")
 type lineReader struct {
 	r     io.Reader
 	buf   []byte
-	start int // first unread byte
-	end   int // one past the last buffered byte
+	start int32 // first unread byte
+	end   int32 // one past the last buffered byte
+	// polled: r is a non-blocking socket whose reader is woken by the
+	// poller for any data that arrives later. A read that did not fill
+	// the buffer then emptied the socket: the next readLine that needs
+	// more reports errWouldBlock without asking again (short).
+	polled, short bool
 }
 
-const initialReadBuf = 512
+const initialReadBuf = 4096
 
 // readBufs recycles initial-size read buffers: a polled client gives its
 // buffer back whenever no partial line is pending.
@@ -68,9 +73,9 @@ var readBufs = sync.Pool{New: func() any { return new([initialReadBuf]byte) }}
 func (lr *lineReader) readLine() ([]byte, error) {
 	scanned := 0
 	for {
-		if i := indexByte(lr.buf[lr.start+scanned:lr.end], '\n'); i >= 0 {
-			line := lr.buf[lr.start : lr.start+scanned+i]
-			lr.start += scanned + i + 1
+		if i := indexByte(lr.buf[int(lr.start)+scanned:lr.end], '\n'); i >= 0 {
+			line := lr.buf[int(lr.start) : int(lr.start)+scanned+i]
+			lr.start += int32(scanned + i + 1)
 			if lr.start == lr.end {
 				lr.start, lr.end = 0, 0
 			}
@@ -79,14 +84,20 @@ func (lr *lineReader) readLine() ([]byte, error) {
 			}
 			return line, nil
 		}
-		scanned = lr.end - lr.start
+		scanned = int(lr.end - lr.start)
 		if scanned > maxLineLen {
 			return nil, errLineFlood
+		}
+		if lr.short {
+			// The last read emptied the socket: anything newer wakes
+			// the poller, which runs the pump again.
+			lr.short = false
+			return nil, errWouldBlock
 		}
 		if lr.buf == nil {
 			lr.buf = readBufs.Get().(*[initialReadBuf]byte)[:]
 		}
-		if lr.end == len(lr.buf) {
+		if int(lr.end) == len(lr.buf) {
 			if lr.start > 0 {
 				copy(lr.buf, lr.buf[lr.start:lr.end])
 				lr.end -= lr.start
@@ -97,11 +108,13 @@ func (lr *lineReader) readLine() ([]byte, error) {
 				lr.buf = grown
 			}
 		}
+		space := len(lr.buf) - int(lr.end)
 		n, err := lr.r.Read(lr.buf[lr.end:])
-		lr.end += n
+		lr.end += int32(n)
 		if err != nil && n == 0 {
 			return nil, err
 		}
+		lr.short = lr.polled && n < space
 	}
 }
 
@@ -131,6 +144,51 @@ func indexByte(b []byte, c byte) int {
 		}
 	}
 	return -1
+}
+
+// parseFastMessage recognises the commonest line a client sends, a
+// message to one target with nothing else on it:
+//
+//	PRIVMSG target :text
+//
+// (or NOTICE) with no tags, no prefix, single spaces, a target without ','
+// or a leading ':', non-empty text that does not end in CR or LF, and the
+// whole line valid UTF-8. For such a line it returns the command and the
+// offsets of target and text in line, which irc.ParseMessage would give as
+// Command and Params (FuzzFastMessage checks that); for any other line ok
+// is false and the line takes the general path.
+func parseFastMessage(line []byte) (command string, t0, t1, x0 int, ok bool) {
+	var n int
+	switch {
+	case len(line) > 8 && string(line[:8]) == "PRIVMSG ":
+		command, n = "PRIVMSG", 8
+	case len(line) > 7 && string(line[:7]) == "NOTICE ":
+		command, n = "NOTICE", 7
+	default:
+		return "", 0, 0, 0, false
+	}
+	t0 = n
+	if line[t0] == ':' {
+		return "", 0, 0, 0, false
+	}
+	t1 = t0
+	for t1 < len(line) && line[t1] != ' ' {
+		if line[t1] == ',' {
+			return "", 0, 0, 0, false
+		}
+		t1++
+	}
+	x0 = t1 + 2
+	if t1 == t0 || x0 >= len(line) || line[t1+1] != ':' {
+		return "", 0, 0, 0, false
+	}
+	if last := line[len(line)-1]; last == '\r' || last == '\n' {
+		return "", 0, 0, 0, false
+	}
+	if !utf8.Valid(line) {
+		return "", 0, 0, 0, false
+	}
+	return command, t0, t1, x0, true
 }
 
 // tooLong reports whether a client's line breaks the per-part bounds:
@@ -180,6 +238,14 @@ func truncateUTF8(s string, n int) string {
 // sent as a trailing one (":text"), as most servers do and some clients
 // expect, except the sole target of commands that name one.
 func appendMessage(dst []byte, tags, prefix, command string, params ...string) []byte {
+	if dst == nil {
+		// One allocation of the right size, not a few growing ones.
+		n := len(tags) + len(prefix) + len(command) + 6
+		for _, p := range params {
+			n += len(p) + 2
+		}
+		dst = make([]byte, 0, n)
+	}
 	if tags != "" {
 		dst = append(dst, '@')
 		dst = append(dst, tags...)

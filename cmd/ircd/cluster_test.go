@@ -56,7 +56,9 @@ func TestClusterNodeKilled(t *testing.T) {
 	a.signal(syscall.SIGKILL)
 	killed := time.Now()
 	fmt.Fprintf(bob.c, "PRIVMSG alice :while a was down\r\n")
-	bob.expect(` 301 bob alice :alice is offline; your message will be delivered when they log in$`)
+	// If NATS has not yet seen a go, the delivery to a waits for the
+	// request timeout (5 s) before the message is stored.
+	bob.expectWithin(` 301 bob alice :alice is offline; your message will be delivered when they log in$`, 15*time.Second)
 	again := b.login("alice")
 	t.Logf("alice logged in on b %v after a was killed", time.Since(killed).Round(10*time.Millisecond))
 	again.expect(`PRIVMSG alice :\[[^]]*\] while a was down$`)
@@ -81,6 +83,9 @@ func TestClusterNATSRestart(t *testing.T) {
 
 	ns.s.Shutdown()
 	ns.s.WaitForShutdown()
+	// Once the node knows: a request sent just before waits for its
+	// timeout (5 s, as long as expect waits).
+	waitLogMatch(t, a, `lost NATS`)
 	fmt.Fprintf(alice.c, "PRIVMSG bob :while NATS is down\r\n")
 	alice.expect(` 531 alice bob :Your message could not be stored; please try again later$`)
 	refused := a.dial()

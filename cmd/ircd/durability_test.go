@@ -116,8 +116,14 @@ func (d *testDaemon) login(nick string) *lineConn {
 
 func (lc *lineConn) expect(re string) string {
 	lc.t.Helper()
+	return lc.expectWithin(re, 5*time.Second)
+}
+
+// expectWithin is expect with a wait of its own.
+func (lc *lineConn) expectWithin(re string, wait time.Duration) string {
+	lc.t.Helper()
 	rx := regexp.MustCompile(re)
-	lc.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	lc.c.SetReadDeadline(time.Now().Add(wait))
 	var seen []string
 	for {
 		line, err := lc.r.ReadString('\n')
