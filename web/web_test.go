@@ -33,6 +33,11 @@ type server struct {
 
 func start(t *testing.T, cfg web.Config) *server {
 	t.Helper()
+	return startConfig(t, cfg, ircd.Config{ServerName: "irc.test", History: 50})
+}
+
+func startConfig(t *testing.T, cfg web.Config, icfg ircd.Config) *server {
+	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "ircd.db"), store.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +50,7 @@ func start(t *testing.T, cfg web.Config) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := ircd.New(ircd.Config{ServerName: "irc.test", History: 50}, ircd.Backends{
+	srv, err := ircd.New(icfg, ircd.Backends{
 		Accounts: accounts.New(db, nil), Presence: p, Mailbox: st, Silences: st, Bus: &local.Bus{}, Node: "t"})
 	if err != nil {
 		t.Fatal(err)
@@ -292,6 +297,30 @@ func TestForwardedForFromTrustedProxiesOnly(t *testing.T) {
 		w.send("WHOIS alice")
 		w.expect(` 311 alice alice alice ` + tc.want + ` \* :alice$`)
 	}
+}
+
+// The per-address limit counts a web user by their own address: from one
+// address it holds over WebSocket as over TCP, and behind a trusted proxy
+// each forwarded address has a count of its own, so one busy address does
+// not lock out everyone else behind the proxy.
+func TestPerAddressLimitOverWebSocket(t *testing.T) {
+	_, loop, _ := net.ParseCIDR("127.0.0.1/32")
+	s := startConfig(t, web.Config{TrustedProxies: []*net.IPNet{loop}}, ircd.Config{ServerName: "irc.test", MaxPerIP: 3})
+	from := func(ip string) *wsClient {
+		t.Helper()
+		w, _, err := s.dialWS(t, []string{"text.ircv3.net"}, http.Header{"X-Forwarded-For": {ip}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	for range 3 {
+		w := from("203.0.113.7")
+		w.send("PING counted")
+		w.expect(` PONG \S+ :?counted$`)
+	}
+	from("203.0.113.7").expect(`^ERROR :Closing link: Too many connections from your address$`)
+	from("198.51.100.9").login("alice")
 }
 
 func TestPageHeaders(t *testing.T) {
