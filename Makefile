@@ -22,6 +22,8 @@ run: build
 # (golang/go#75804, fixed in Go 1.27); a count has no deadline to race.
 test:
 	$(GO) vet ./...
+	@echo "building for macOS and Windows (no epoll there: the reader-goroutine path; the load tool is Unix-only):"
+	GOOS=darwin $(GO) build ./... && GOOS=windows $(GO) build ./cmd/ircd ./cmd/natsd
 	@if command -v node >/dev/null; then node --test web/jstest/; \
 	else echo "!!! WEB PAGE UNIT TESTS SKIPPED: node is not installed (see .ci/run) !!!"; fi
 	@missing=""; for t in $(E2E_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
