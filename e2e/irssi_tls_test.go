@@ -41,14 +41,9 @@ func writeTestCert(t *testing.T, dir string) {
 	must(t, os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600))
 }
 
-// irssi logs in over TLS (verifying the server's certificate) and talks
-// with a plaintext user in the same channel.
-func TestIrssiTLS(t *testing.T) {
-	t.Parallel()
-	requireTools(t, "irssi", "tmux")
-	dir := t.TempDir()
-	writeTestCert(t, dir)
-	cfg := `[server]
+// tlsServerConfig listens with and without TLS, with the certificate
+// writeTestCert leaves in the config's folder.
+const tlsServerConfig = `[server]
 name = "irc.e2e.test"
 network = "E2ENet"
 listen = ["127.0.0.1:0"]
@@ -59,6 +54,15 @@ listen = ["127.0.0.1:0"]
 cert = "cert.pem"
 key = "key.pem"
 `
+
+// irssi logs in over TLS (verifying the server's certificate) and talks
+// with a plaintext user in the same channel.
+func TestIrssiTLS(t *testing.T) {
+	t.Parallel()
+	requireTools(t, "irssi", "tmux")
+	dir := t.TempDir()
+	writeTestCert(t, dir)
+	cfg := tlsServerConfig
 	s := startServerConfig(t, dir, cfg, defaultUsers)
 	bob := dialRaw(t, s)
 	bob.Login("bob", "bobpw")

@@ -22,33 +22,49 @@ import (
 	"unicode/utf8"
 )
 
-func TestScreenshots(t *testing.T) {
-	outDir := os.Getenv("E2E_SCREENSHOTS")
-	if outDir == "" {
-		t.Skip("set E2E_SCREENSHOTS=DIR to write irssi.png, weechat.png and hexchat.png there (make screenshots)")
+// screenshotDir is where make screenshots wants the pictures (absolute,
+// created); the test is skipped when it is not set.
+func screenshotDir(t *testing.T, files string) string {
+	t.Helper()
+	dir := os.Getenv("E2E_SCREENSHOTS")
+	if dir == "" {
+		t.Skip("set E2E_SCREENSHOTS=DIR to write " + files + " there (make screenshots)")
 	}
+	dir, err := filepath.Abs(dir)
+	must(t, err)
+	must(t, os.MkdirAll(dir, 0o755))
+	return dir
+}
+
+// shippedConfig is the shipped config.toml with every listener on a port
+// the server picks, and the shipped users.txt: the pictures show what a
+// user of make run sees.
+func shippedConfig(t *testing.T) (cfg, users string) {
+	t.Helper()
+	shipped, err := os.ReadFile("../config.toml")
+	must(t, err)
+	u, err := os.ReadFile("../users.txt")
+	must(t, err)
+	listen := regexp.MustCompile(`(?m)^listen\s*=.*$`)
+	if !listen.Match(shipped) {
+		t.Fatal("no listen line in config.toml")
+	}
+	return listen.ReplaceAllString(string(shipped), `listen = ["127.0.0.1:0"]`), string(u)
+}
+
+func TestScreenshots(t *testing.T) {
+	outDir := screenshotDir(t, "irssi.png, weechat.png and hexchat.png")
 	requireTools(t, "irssi", "weechat", "tmux", "hexchat", "Xvfb", "xdotool", "dbus-daemon", "convert", "import")
 	for _, f := range []string{fontRegular, fontBold} {
 		if _, err := os.Stat(f); err != nil {
 			t.Fatalf("font %s is missing (apt-get install fonts-dejavu-core): %v", f, err)
 		}
 	}
-	outDir, err := filepath.Abs(outDir)
-	must(t, err)
-	must(t, os.MkdirAll(outDir, 0o755))
 
-	// The shipped config and accounts, on a port the server picks, with the store in a
-	// temporary folder (store.path is relative to the config's folder).
-	shipped, err := os.ReadFile("../config.toml")
-	must(t, err)
-	users, err := os.ReadFile("../users.txt")
-	must(t, err)
-	listen := regexp.MustCompile(`(?m)^listen\s*=.*$`)
-	if !listen.Match(shipped) {
-		t.Fatal("no listen line in config.toml")
-	}
-	cfg := listen.ReplaceAllString(string(shipped), `listen = ["127.0.0.1:0"]`)
-	s := startServerConfig(t, t.TempDir(), cfg, string(users))
+	// The store goes in a temporary folder (store.path is relative to the
+	// config's folder).
+	cfg, users := shippedConfig(t)
+	s := startServerConfig(t, t.TempDir(), cfg, users)
 
 	hex := crossHexchat(t, s, "carol")
 	irssi := crossIrssi(t, s, "alice")

@@ -21,28 +21,14 @@ import (
 )
 
 func TestWebScreenshots(t *testing.T) {
-	outDir := os.Getenv("E2E_SCREENSHOTS")
-	if outDir == "" {
-		t.Skip("set E2E_SCREENSHOTS=DIR to write web-desktop-light.png, web-desktop-dark.png, web-phone-light.png and web-phone-dark.png there (make screenshots)")
-	}
-	outDir, err := filepath.Abs(outDir)
-	must(t, err)
-	must(t, os.MkdirAll(outDir, 0o755))
+	outDir := screenshotDir(t, "web-desktop-light.png, web-desktop-dark.png, web-phone-light.png and web-phone-dark.png")
 	// The shipped config and accounts (and dave), as in TestScreenshots:
 	// its web listener (or one), on ports the server picks.
-	shipped, err := os.ReadFile("../config.toml")
-	must(t, err)
-	users, err := os.ReadFile("../users.txt")
-	must(t, err)
-	listen := regexp.MustCompile(`(?m)^listen\s*=.*$`)
-	if !listen.Match(shipped) {
-		t.Fatal("no listen line in config.toml")
-	}
-	cfg := listen.ReplaceAllString(string(shipped), `listen = ["127.0.0.1:0"]`)
+	cfg, users := shippedConfig(t)
 	if !regexp.MustCompile(`(?m)^\[web\]`).MatchString(cfg) {
 		cfg += "\n" + webConfig
 	}
-	s := startServerConfig(t, t.TempDir(), cfg, string(users)+"dave davepw\n")
+	s := startServerConfig(t, t.TempDir(), cfg, users+"dave davepw\n")
 	br := startChromium(t)
 
 	bob := rawIn(t, s, "bob")

@@ -469,6 +469,18 @@ func rawIn(t *testing.T, s *server, nick string) *rawClient {
 	return c
 }
 
+// aliceIn logs alice in from the page and waits until each of the raw
+// users already in #lobby has seen her join.
+func aliceIn(t *testing.T, br context.Context, s *server, others ...*rawClient) *webPage {
+	t.Helper()
+	p := openPage(t, br, s, "alice", "")
+	p.LoginOK("alice", "alicepw")
+	for _, o := range others {
+		o.Expect(`:alice!\S+ JOIN :?#lobby`, webWait)
+	}
+	return p
+}
+
 // TestWebChannel: alice logs in from the browser and talks in #lobby
 // with bob on raw TCP; each sees the other's line; alice's own line and
 // bob's show with data-from, a msgid and the time of the message.
@@ -476,9 +488,7 @@ func TestWebChannel(t *testing.T) {
 	t.Parallel()
 	s, br := webSetup(t, serverOptions{})
 	bob := rawIn(t, s, "bob")
-	p := openPage(t, br, s, "alice", "")
-	p.LoginOK("alice", "alicepw")
-	bob.Expect(`:alice!\S+ JOIN :?#lobby`, webWait)
+	p := aliceIn(t, br, s, bob)
 	p.waitJS("#lobby selected", webWait, `tab('#lobby').getAttribute('aria-selected') === 'true' && vis(log('#lobby'))`)
 
 	out := uniq("hello from the browser")
@@ -546,9 +556,7 @@ func TestWebPrivate(t *testing.T) {
 	t.Parallel()
 	s, br := webSetup(t, serverOptions{})
 	bob := rawIn(t, s, "bob")
-	p := openPage(t, br, s, "alice", "")
-	p.LoginOK("alice", "alicepw")
-	bob.Expect(`:alice!\S+ JOIN :?#lobby`, webWait)
+	p := aliceIn(t, br, s, bob)
 
 	out := uniq("hi bob")
 	p.Type("/msg bob " + out)
@@ -621,9 +629,7 @@ func TestWebBlock(t *testing.T) {
 	s, br := webSetup(t, serverOptions{})
 	bob := rawIn(t, s, "bob")
 	carol := rawIn(t, s, "carol")
-	p := openPage(t, br, s, "alice", "")
-	p.LoginOK("alice", "alicepw")
-	bob.Expect(`:alice!\S+ JOIN :?#lobby`, webWait)
+	p := aliceIn(t, br, s, bob)
 	carol.Expect(`:alice!\S+ JOIN :?#lobby`, webWait)
 	before := uniq("bob before the block")
 	bob.Send("PRIVMSG #lobby :%s", before)
@@ -874,9 +880,7 @@ func TestWebWhoelse(t *testing.T) {
 	dave := rawIn(t, s, "dave")
 	dave.Send("QUIT :gone")
 	dave.Expect(`^ERROR `, webWait)
-	p := openPage(t, br, s, "alice", "")
-	p.LoginOK("alice", "alicepw")
-	bob.Expect(`:alice!\S+ JOIN :?#lobby`, webWait)
+	p := aliceIn(t, br, s, bob)
 	p.waitJS("bob in the nick list", webWait, `!!$('#nicklist li[data-nick="bob"]') && !!$('#nicklist li[data-nick="alice"]')`)
 
 	p.Click("button#btn-whoelse")
@@ -943,9 +947,7 @@ func TestWebLogoutButton(t *testing.T) {
 	t.Parallel()
 	s, br := webSetup(t, serverOptions{})
 	bob := rawIn(t, s, "bob")
-	p := openPage(t, br, s, "alice", "")
-	p.LoginOK("alice", "alicepw")
-	bob.Expect(`:alice!\S+ JOIN :?#lobby`, webWait)
+	p := aliceIn(t, br, s, bob)
 	p.Click("button#logout")
 	p.waitJS("the login form after logout", webWait, `vis($('form#login')) && !$('form#login').hidden`)
 	bob.Expect(`:alice!\S+ QUIT `, webWait)
@@ -1027,19 +1029,7 @@ func TestWebTLS(t *testing.T) {
 	chromiumPath(t)
 	dir := t.TempDir()
 	writeTestCert(t, dir)
-	cfg := `[server]
-name = "irc.e2e.test"
-network = "E2ENet"
-listen = ["127.0.0.1:0"]
-[channel]
-topic = "e2e lobby"
-[tls]
-listen = ["127.0.0.1:0"]
-cert = "cert.pem"
-key = "key.pem"
-[web]
-tls_listen = ["127.0.0.1:0"]
-`
+	cfg := tlsServerConfig + "[web]\ntls_listen = [\"127.0.0.1:0\"]\n"
 	s := startServerConfig(t, dir, cfg, defaultUsers)
 	if s.WebTLSPort == 0 {
 		t.Fatalf("no TLS web listener in the log:\n%s", s.Log())
