@@ -96,6 +96,17 @@ func (s *server) dialWS(t *testing.T, protos []string, header http.Header) (*wsC
 	return &wsClient{t: t, c: c, proto: c.Subprotocol()}, resp, nil
 }
 
+// dialText opens a text.ircv3.net WebSocket, failing the test if it is
+// refused.
+func (s *server) dialText(t *testing.T, header http.Header) *wsClient {
+	t.Helper()
+	w, _, err := s.dialWS(t, []string{"text.ircv3.net"}, header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
 func (w *wsClient) send(line string) {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -206,10 +217,7 @@ func TestSubprotocolFollowsTheClientsOrder(t *testing.T) {
 // line per WebSocket message either way.
 func TestWebAndTCPUsersTalk(t *testing.T) {
 	s := start(t, web.Config{})
-	w, _, err := s.dialWS(t, []string{"text.ircv3.net"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := s.dialText(t, nil)
 	w.login("alice")
 	bob := s.dialTCP(t, "bob")
 	w.expect(`:bob!\S+ JOIN #lobby$`)
@@ -229,10 +237,7 @@ func TestWebAndTCPUsersTalk(t *testing.T) {
 // replaced, not relayed.
 func TestInvalidUTF8Replaced(t *testing.T) {
 	s := start(t, web.Config{})
-	w, _, err := s.dialWS(t, []string{"text.ircv3.net"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := s.dialText(t, nil)
 	w.login("alice")
 	bob := s.dialTCP(t, "bob")
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -250,14 +255,11 @@ func TestInvalidUTF8Replaced(t *testing.T) {
 // ends the connection.
 func TestOversizeMessageRefused(t *testing.T) {
 	s := start(t, web.Config{})
-	w, _, err := s.dialWS(t, []string{"text.ircv3.net"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := s.dialText(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	w.c.Write(ctx, websocket.MessageText, []byte("PRIVMSG #lobby :"+strings.Repeat("x", 9000)))
-	_, _, err = w.c.Read(ctx)
+	_, _, err := w.c.Read(ctx)
 	if websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
 		t.Fatalf("after an oversize message: %v, want close 1009", err)
 	}
@@ -289,10 +291,7 @@ func TestForwardedForFromTrustedProxiesOnly(t *testing.T) {
 		{[]*net.IPNet{loop}, `203\.0\.113\.7`},
 	} {
 		s := start(t, web.Config{TrustedProxies: tc.proxies})
-		w, _, err := s.dialWS(t, []string{"text.ircv3.net"}, xff)
-		if err != nil {
-			t.Fatal(err)
-		}
+		w := s.dialText(t, xff)
 		w.login("alice")
 		w.send("WHOIS alice")
 		w.expect(` 311 alice alice alice ` + tc.want + ` \* :alice$`)
@@ -306,14 +305,7 @@ func TestForwardedForFromTrustedProxiesOnly(t *testing.T) {
 func TestPerAddressLimitOverWebSocket(t *testing.T) {
 	_, loop, _ := net.ParseCIDR("127.0.0.1/32")
 	s := startConfig(t, web.Config{TrustedProxies: []*net.IPNet{loop}}, ircd.Config{ServerName: "irc.test", MaxPerIP: 3})
-	from := func(ip string) *wsClient {
-		t.Helper()
-		w, _, err := s.dialWS(t, []string{"text.ircv3.net"}, http.Header{"X-Forwarded-For": {ip}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return w
-	}
+	from := func(ip string) *wsClient { return s.dialText(t, http.Header{"X-Forwarded-For": {ip}}) }
 	for range 3 {
 		w := from("203.0.113.7")
 		w.send("PING counted")
