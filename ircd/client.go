@@ -88,6 +88,7 @@ type client struct {
 	monitoring map[string]string // folded -> as given
 	lr         lineReader
 	batch      *writeBatch // while a pump handles a run of lines: the queues it filled
+	held       []byte      // a line an event loop read and left to a pump goroutine
 
 	// Timeouts, checked by Server.timeoutLoop (the server's clock, unix nanos).
 	connected   int64
@@ -105,6 +106,7 @@ type client struct {
 	// Set when the connection is watched by the server's poller instead
 	// of having a reader goroutine (see poller_linux.go).
 	poll      *poller
+	loop      *evLoop // the event loop whose set holds the socket
 	rc        syscall.RawConn
 	fd        int32
 	gen       uint32
@@ -277,22 +279,30 @@ const (
 )
 
 // kick is called when c's socket may have something to read, or c has
-// quit. It starts a pump unless one is running, which then loops once
-// more; so at most one goroutine ever reads c's socket.
+// quit. It starts a pump goroutine unless a pump is running, which then
+// loops once more; so at most one goroutine ever reads c's socket.
 func (c *client) kick() {
+	if c.claim() {
+		c.poll.run(c)
+	}
+}
+
+// claim sets c's pump running if it was idle and reports whether it did:
+// then the caller pumps c. If a pump is running already, it is told to
+// read once more.
+func (c *client) claim() bool {
 	for {
 		switch c.pumpState.Load() {
 		case pumpIdle:
 			if c.pumpState.CompareAndSwap(pumpIdle, pumpRunning) {
-				c.poll.run(c)
-				return
+				return true
 			}
 		case pumpRunning:
 			if c.pumpState.CompareAndSwap(pumpRunning, pumpAgain) {
-				return
+				return false
 			}
 		default:
-			return
+			return false
 		}
 	}
 }
@@ -307,15 +317,53 @@ func (c *client) pump() {
 			c.srv.wg.Done()
 			return
 		}
-		if c.pumpState.CompareAndSwap(pumpRunning, pumpIdle) {
+		if c.stopPump() {
 			return
 		}
-		c.pumpState.Store(pumpRunning)
+	}
+}
+
+// stopPump ends a pump run: it reports true if c went back to idle,
+// false if c was kicked meanwhile (then the pump reads once more).
+func (c *client) stopPump() bool {
+	if c.pumpState.CompareAndSwap(pumpRunning, pumpIdle) {
+		return true
+	}
+	c.pumpState.Store(pumpRunning)
+	return false
+}
+
+// loopPump is pump on an event loop (c claimed by it): it handles what c
+// sent into the loop's batch b, as long as no line may wait. A
+// connection not logged in, a line that may wait, or the end of the
+// connection goes to a pump goroutine. more reports that c has lines
+// left after its share of the pass (the loop visits it again); handled
+// counts the lines handled.
+func (c *client) loopPump(b *writeBatch) (more bool, handled int) {
+	if !c.registered {
+		c.poll.run(c)
+		return false, 0
+	}
+	for {
+		end, n := c.drainOnLoop(b)
+		handled += n
+		switch end {
+		case drainDry:
+			if c.stopPump() {
+				return false, handled
+			}
+		case drainBudget:
+			return true, handled
+		default: // drainOver, drainHandoff
+			c.poll.run(c)
+			return false, handled
+		}
 	}
 }
 
 // drain reads and handles lines until the socket has no more; it reports
-// false when the connection is over.
+// false when the connection is over. A line an event loop left (held)
+// comes first.
 func (c *client) drain() bool {
 	b := writeBatches.Get().(*writeBatch)
 	c.batch = b
@@ -330,6 +378,12 @@ func (c *client) drain() bool {
 		b.flush()
 		writeBatches.Put(b)
 	}()
+	if line := c.held; line != nil {
+		c.held = nil
+		if c.quitMsg.Load() != nil || !c.take(line, nil) {
+			return false
+		}
+	}
 	n := 0
 	var now int64
 	for c.quitMsg.Load() == nil {
@@ -353,6 +407,79 @@ func (c *client) drain() bool {
 		}
 	}
 	return false
+}
+
+// loopLines is how many lines a loop handles from one connection before
+// it looks at the others (the rest are read on its next pass), so that
+// one busy sender cannot hold up everyone else on its loop.
+const loopLines = 128
+
+type drainEnd int
+
+const (
+	drainDry     drainEnd = iota // the socket has nothing more for now
+	drainOver                    // the connection is over
+	drainHandoff                 // a line that may wait is in c.held
+	drainBudget                  // loopLines handled; there may be more
+)
+
+// drainOnLoop is drain on an event loop, into the loop's batch b (which
+// the loop writes): it stops at a line that may wait, which it keeps in
+// c.held for a pump goroutine, and after loopLines lines.
+func (c *client) drainOnLoop(b *writeBatch) (end drainEnd, n int) {
+	c.batch = b
+	defer func() { c.batch = nil }()
+	flood := c.srv.conf().FloodRate > 0
+	var now int64
+	for ; c.quitMsg.Load() == nil; n++ {
+		if n == loopLines {
+			return drainBudget, n
+		}
+		line, err := c.lr.readLine()
+		if errors.Is(err, errWouldBlock) {
+			c.lr.release()
+			return drainDry, n
+		}
+		if n%clockEvery == 0 || flood {
+			now = c.srv.now().UnixNano()
+		}
+		if err != nil {
+			c.takeAt(nil, err, now) // ends the connection; the pump cleans up
+			return drainOver, n
+		}
+		if !c.takeOnLoop(line, now, flood) {
+			c.held = append([]byte(nil), line...)
+			return drainHandoff, n
+		}
+	}
+	return drainOver, n
+}
+
+// takeOnLoop is takeAt on an event loop for a line that cannot make it
+// wait: a message to one target, sent to the channel or to a session of
+// this node, and not held back by flood control. For any other line it
+// does nothing and reports false.
+func (c *client) takeOnLoop(line []byte, now int64, flood bool) bool {
+	if len(line) == 0 {
+		c.lastRead.Store(now)
+		c.pingAt.Store(0)
+		return true
+	}
+	command, t0, t1, x0, ok := parseFastMessage(line)
+	if !ok || tooLong(line) || flood && c.floodAhead(time.Now()) > 0 {
+		return false
+	}
+	c.lastRead.Store(now) // the line's time, which the message carries
+	raw := string(line)
+	if !c.fastMessage(command, raw[t0:t1], raw[x0:], true) {
+		return false
+	}
+	if c.pingAt.Load() != 0 {
+		c.pingAt.Store(0)
+	}
+	c.floodWait() // counts the line; it does not wait (floodAhead)
+	c.lr.shrink()
+	return true
 }
 
 // take handles one result of readLine; it reports false when the
@@ -391,12 +518,33 @@ func (c *client) takeAt(line []byte, err error, now int64) bool {
 	}
 	if command, t0, t1, x0, ok := parseFastMessage(line); ok && c.registered {
 		raw := string(line)
-		c.fastMessage(command, raw[t0:t1], raw[x0:])
+		c.fastMessage(command, raw[t0:t1], raw[x0:], false)
 	} else {
 		c.handleLine(string(line))
 	}
 	c.lr.shrink()
 	return c.quitMsg.Load() == nil
+}
+
+// floodCost is the time one line costs under flood control.
+func floodCost(cfg *Config) time.Duration { return time.Duration(float64(time.Second) / cfg.FloodRate) }
+
+// floodAhead is how long flood control would hold back a line arriving
+// now (0 or less: not at all), without counting the line.
+func (c *client) floodAhead(now time.Time) time.Duration {
+	cfg := c.srv.conf()
+	if cfg.FloodRate <= 0 {
+		return 0
+	}
+	cost := floodCost(cfg)
+	return later(c.floodAt, now).Add(cost).Sub(now) - time.Duration(max(cfg.FloodBurst, 1))*cost
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // floodWait applies flood control before a line is handled: a client may
@@ -410,12 +558,8 @@ func (c *client) floodWait() bool {
 		return true
 	}
 	now := time.Now()
-	cost := time.Duration(float64(time.Second) / cfg.FloodRate)
-	if c.floodAt.Before(now) {
-		c.floodAt = now
-	}
-	c.floodAt = c.floodAt.Add(cost)
-	ahead := c.floodAt.Sub(now) - time.Duration(max(cfg.FloodBurst, 1))*cost
+	ahead := c.floodAhead(now)
+	c.floodAt = later(c.floodAt, now).Add(floodCost(cfg))
 	if ahead <= 0 {
 		c.throttledSince = time.Time{}
 		return true
@@ -466,17 +610,19 @@ func (c *client) handleLine(raw string) {
 
 // fastMessage is handleLine for a line parseFastMessage took apart: what
 // dispatch and message do for PRIVMSG or NOTICE to one target, without
-// the general parse.
-func (c *client) fastMessage(command, target, text string) {
+// the general parse. On an event loop (onLoop) it does nothing and
+// reports false if the message would have to wait (see route).
+func (c *client) fastMessage(command, target, text string, onLoop bool) (done bool) {
 	c.idle.Store(c.lineTime().Unix())
 	defer func() {
 		if r := recover(); r != nil {
 			c.srv.log.Error("panic in command", "command", command, "conn", c.id, "nick", c.nick,
 				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			c.quit("Internal error", "internal error while handling "+command)
+			done = true
 		}
 	}()
-	c.privmsg(command, target, text, "")
+	return c.route(command, target, text, "", onLoop)
 }
 
 // lineTime is when the line being handled arrived (take read the clock

@@ -144,34 +144,47 @@ func isAlnum(ch byte) bool {
 // privmsg routes one message to the room or a user. command is PRIVMSG,
 // NOTICE or TAGMSG (text empty).
 func (c *client) privmsg(command, target, text, tags string) {
+	c.route(command, target, text, tags, false)
+}
+
+// route is privmsg. On an event loop (onLoop), a private message that
+// would have to wait (to be stored, or sent to another node) is left
+// alone: route then reports false, having done nothing.
+func (c *client) route(command, target, text, tags string, onLoop bool) bool {
 	notice := command != "PRIVMSG"
 	text = sanitize(text)
 	if command != "TAGMSG" && text == "" {
 		if !notice {
 			c.reply(irc.ERR_NOTEXTTOSEND, "No text to send")
 		}
-		return
+		return true
 	}
 	s := c.srv
-	s.stats.relayed.Add(1)
 	if strings.HasPrefix(target, "#") {
+		s.stats.relayed.Add(1)
 		if !s.room.is(target) {
 			if !notice {
 				c.reply(irc.ERR_NOSUCHCHANNEL, target, "No such channel (this server has one channel: "+s.room.name+")")
 			}
-			return
+			return true
 		}
 		if !s.room.has(c) {
 			if !notice {
 				c.reply(irc.ERR_CANNOTSENDTOCHAN, s.room.name, "Cannot send to channel (you are not in it; /join "+s.room.name+")")
 			}
-			return
+			return true
 		}
+		// Neither bus waits here: the local one fans out, the cluster's
+		// publishes without waiting for an answer.
 		s.bus.Room(state.RoomEvent{Kind: state.RoomMessage, From: c.info(), Command: command, Text: text, Tags: tags, Time: c.lineTime(), ID: s.newMsgID()})
-		return
+		return true
 	}
 	// The id is made when something needs it (sendPrivate).
-	s.sendPrivate(c, state.Private{From: c.info(), Command: command, Text: text, Tags: tags, Time: c.lineTime()}, target)
+	if !s.sendPrivate(c, state.Private{From: c.info(), Command: command, Text: text, Tags: tags, Time: c.lineTime()}, target, onLoop) {
+		return false
+	}
+	s.stats.relayed.Add(1)
+	return true
 }
 
 // sendPrivate delivers a private message: to the recipient's session if
@@ -180,7 +193,10 @@ func (c *client) privmsg(command, target, text, tags string) {
 // arrive exactly once: a session is published (claimed) before it reads
 // its mailbox, and a sender that stored a message looks again afterwards
 // and, finding a session, tells it to read its mailbox once more.
-func (s *Server) sendPrivate(from *client, m state.Private, target string) {
+//
+// With onLoop, only a session of this node that takes the message is
+// tried: otherwise sendPrivate reports false, having done nothing.
+func (s *Server) sendPrivate(from *client, m state.Private, target string, onLoop bool) bool {
 	notice := m.Command != "PRIVMSG"
 	if to, ok := s.presence.Lookup(target); ok {
 		var delivered bool
@@ -190,6 +206,9 @@ func (s *Server) sendPrivate(from *client, m state.Private, target string) {
 			// the sender's write batch.
 			delivered = s.deliverFrom(from, to, &m)
 		} else {
+			if onLoop {
+				return false
+			}
 			if m.ID == "" {
 				m.ID = s.newMsgID()
 			}
@@ -205,17 +224,20 @@ func (s *Server) sendPrivate(from *client, m state.Private, target string) {
 			if to.Away != "" && m.Command == "PRIVMSG" {
 				from.reply(irc.RPL_AWAY, to.Nick, to.Away)
 			}
-			return
+			return true
 		}
 		// No session took it (it is closing, or went away): store it
 		// rather than lose it.
+	}
+	if onLoop {
+		return false
 	}
 	canonical, isAccount := s.accounts.DB().Lookup(target)
 	if !isAccount || m.Command == "TAGMSG" {
 		if !notice {
 			from.reply(irc.ERR_NOSUCHNICK, target, "No such nick/channel")
 		}
-		return
+		return true
 	}
 	key := accounts.Fold(canonical)
 	offline := canonical + " is offline; your message will be delivered when they log in"
@@ -224,14 +246,14 @@ func (s *Server) sendPrivate(from *client, m state.Private, target string) {
 	if err != nil {
 		s.log.Error("reading a silence list", "account", canonical, "err", err)
 		from.reply(errCantSendToUser, canonical, "Your message could not be stored; please try again later")
-		return
+		return true
 	}
 	if newSilenceList(masks).matches(from.prefix) {
 		// The sender must not learn they are silenced: same reply, no store.
 		if !notice {
 			from.reply(irc.RPL_AWAY, canonical, offline)
 		}
-		return
+		return true
 	}
 	if m.ID == "" {
 		m.ID = s.newMsgID()
@@ -240,14 +262,14 @@ func (s *Server) sendPrivate(from *client, m state.Private, target string) {
 	switch {
 	case errors.Is(err, state.ErrMailboxFull):
 		from.reply(errCantSendToUser, canonical, canonical+"'s mailbox is full; your message was not stored")
-		return
+		return true
 	case errors.Is(err, state.ErrSenderShareFull):
 		from.reply(errCantSendToUser, canonical, "You have filled your share of "+canonical+"'s mailbox; your message was not stored until they read what you sent")
-		return
+		return true
 	case err != nil:
 		s.log.Error("storing offline message", "to", canonical, "err", err)
 		from.reply(errCantSendToUser, canonical, "Your message could not be stored; please try again later")
-		return
+		return true
 	}
 	s.stats.offlineStored.Add(1)
 	if to, ok := s.presence.Lookup(key); ok {
@@ -257,6 +279,7 @@ func (s *Server) sendPrivate(from *client, m state.Private, target string) {
 	if !notice {
 		from.reply(irc.RPL_AWAY, canonical, offline)
 	}
+	return true
 }
 
 // deliverFrom hands m from this node's session from to this node's

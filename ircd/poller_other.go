@@ -11,7 +11,9 @@ import (
 // goroutine.
 type poller struct{}
 
-func newPoller(func(error, []*client)) (*poller, error) {
+type evLoop struct{}
+
+func newPoller(int, func(error, []*client)) (*poller, error) {
 	return nil, errors.New("no epoll on this system")
 }
 

@@ -156,3 +156,77 @@ func TestBurstTrim(t *testing.T) {
 		t.Fatalf("no trim after a new burst of 1,000 (freed %d)", freed)
 	}
 }
+
+// An event loop handles a message to the channel or to a session of this
+// server itself, and leaves any line that may wait (here: a message to
+// be stored for someone offline, and PING) to a pump goroutine. Sent in
+// one write, the lines must still be handled exactly once and in order.
+func TestLoopHandsOffLinesThatMayWaitInOrder(t *testing.T) {
+	ts := startServer(t)
+	alice := ts.login("alice")
+	bob := ts.login("bob")
+	alice.sendRaw([]byte("PRIVMSG bob :one\r\nPRIVMSG carol :stored\r\nPRIVMSG bob :two\r\n" +
+		"PING :mid\r\nPRIVMSG #lobby :three\r\nPRIVMSG bob :four\r\n"))
+	alice.expect(` 301 alice carol :carol is offline`)
+	alice.expect(`PONG \S+ :?mid$`)
+	for _, want := range []string{"one", "two", "three", "four"} {
+		bob.expect(`^:alice!\S+ PRIVMSG (bob|#lobby) :` + want + `$`)
+	}
+	if n, err := ts.pending("carol"); err != nil || n != 1 {
+		t.Fatalf("carol has %d stored messages (err %v), want 1", n, err)
+	}
+	for range 3 { // a round trip through the loop and back to the pump
+		alice.sendRaw([]byte("PRIVMSG bob :x\r\nPRIVMSG dave :y\r\n"))
+		bob.expect(`PRIVMSG bob :x$`)
+		alice.expect(` 301 alice dave `)
+	}
+	if n, _ := ts.pending("dave"); n != 3 {
+		t.Fatalf("dave has %d stored messages, want 3", n)
+	}
+}
+
+// A sender that never stops (no flood control) does not hold up another
+// user on the same event loop. (The loop also caps the lines it takes
+// from one connection per pass, loopLines; in one process the loop keeps
+// up with any sender, so this test cannot show that cap at work.)
+func TestLoopBusySenderDoesNotStarveOthers(t *testing.T) {
+	ts := startServer(t, withConfig(func(c *Config) { c.eventLoops, c.FloodRate = 1, 0 }))
+	alice := ts.login("alice")
+	bob := ts.login("bob")
+	carol := ts.login("carol")
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		chunk := []byte(strings.Repeat("PRIVMSG bob :flood\r\n", 5000))
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			alice.conn.SetWriteDeadline(time.Now().Add(waitTime))
+			if _, err := alice.conn.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	go func() { // bob reads, so his queue never fills and nobody is cut
+		buf := make([]byte, 64<<10)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			bob.conn.SetReadDeadline(time.Now().Add(waitTime))
+			if _, err := bob.conn.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	for i := range 20 {
+		carol.send("PRIVMSG carol :%d", i) // to herself: handled on the loop
+		carol.expect(fmt.Sprintf(`PRIVMSG carol :%d$`, i))
+	}
+	carol.sync()
+}
