@@ -266,6 +266,9 @@ func (l *evLoop) run(rc syscall.RawConn) {
 			err = waitErr
 		}
 		if err != nil {
+			for _, c := range again {
+				c.poll.run(c) // a pump reads them now (and cleans up after fail's quit)
+			}
 			l.fail(err)
 			return
 		}
