@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -309,6 +310,11 @@ func (r Result) String() string {
 type Accounts struct {
 	db      atomic.Pointer[DB]
 	limiter Limiter
+	// checks bounds the password checks running at once to one fewer
+	// than the CPUs Go code runs on (at least one): a bcrypt compare is
+	// tens of milliseconds of CPU, and a burst of logins (every client
+	// reconnecting after a restart) must not take every CPU from chat.
+	checks chan struct{}
 }
 
 // New returns Accounts serving db. A nil limiter means no limits.
@@ -316,9 +322,16 @@ func New(db *DB, limiter Limiter) *Accounts {
 	if limiter == nil {
 		limiter = NewLoginLimiter(LimiterPolicy{}, nil)
 	}
-	a := &Accounts{limiter: limiter}
+	a := &Accounts{limiter: limiter, checks: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))}
 	a.db.Store(db)
 	return a
+}
+
+// check is db.Check in one of the checks' slots.
+func (a *Accounts) check(db *DB, name, password string) bool {
+	a.checks <- struct{}{}
+	defer func() { <-a.checks }()
+	return db.Check(name, password)
 }
 
 // AuthResult is the outcome of AuthenticateFrom.
@@ -348,7 +361,7 @@ func (a *Accounts) AuthenticateFrom(name, password, addr string) AuthResult {
 		}
 	}()
 	db := a.DB() // one snapshot for both Check and Lookup
-	ok := db.Check(name, password)
+	ok := a.check(db, name, password)
 	checked = true
 	if !ok {
 		return AuthResult{Result: BadCredentials, LockStarted: at.Done(false)}

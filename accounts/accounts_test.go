@@ -5,9 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -334,4 +336,54 @@ func TestSwap(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// Password checks run at most one fewer than the CPUs at once (at least
+// one), so a burst of bcrypt logins leaves a CPU to chat: with every slot
+// held by a compare that waits, one more login waits for a slot, and
+// goes on when one is freed.
+func TestChecksAtOnceAreBounded(t *testing.T) {
+	db := mustParse(t, "alice "+mustHash(t, "alicepw", bcrypt.MinCost)+"\n")
+	slots := max(1, runtime.GOMAXPROCS(0)-1)
+	var inside, most atomic.Int32
+	gate := make(chan struct{})
+	db.onCompare = func([]byte) {
+		n := inside.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		<-gate
+		inside.Add(-1)
+	}
+	a := New(db, NewLoginLimiter(LimiterPolicy{}, nil))
+	results := make(chan Result, slots+1)
+	for i := range slots + 1 {
+		go func() { results <- a.AuthenticateFrom("alice", "alicepw", fmt.Sprintf("10.0.0.%d", i)).Result }()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for inside.Load() < int32(slots) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d slots in use", inside.Load(), slots)
+		}
+		runtime.Gosched()
+	}
+	// The extra login must be waiting for a slot, not comparing: give it
+	// a moment in which it could enter.
+	time.Sleep(50 * time.Millisecond)
+	if n := inside.Load(); n != int32(slots) {
+		t.Fatalf("%d compares at once, want %d", n, slots)
+	}
+	close(gate)
+	for range slots + 1 {
+		select {
+		case r := <-results:
+			if r != OK {
+				t.Fatalf("result %v", r)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a login never got a slot")
+		}
+	}
+	if m := most.Load(); m != int32(slots) {
+		t.Fatalf("at most %d compares at once, want %d", m, slots)
+	}
 }
