@@ -35,6 +35,7 @@ type config struct {
 		Network string   `toml:"network"`
 		MOTD    string   `toml:"motd"`
 		Listen  []string `toml:"listen"`
+		CPUs    int      `toml:"cpus"`
 	} `toml:"server"`
 	Channel struct {
 		Name          string `toml:"name"`
@@ -114,6 +115,7 @@ func defaultConfig() config {
 	c.Server.Name = d.ServerName
 	c.Server.Network = d.Network
 	c.Server.Listen = []string{"127.0.0.1:6667"}
+	c.Server.CPUs = 1
 	c.Channel.Name = d.Channel
 	c.Channel.History = d.History
 	c.Accounts.UsersFile = "users.txt"
@@ -164,6 +166,7 @@ func loadConfig(path string) (config, error) {
 	check(c.Server.Name != "" && !strings.ContainsAny(c.Server.Name, " :!@"), "server.name", "must be a host-like name, got %q", c.Server.Name)
 	check(c.Server.Network != "" && !strings.ContainsAny(c.Server.Network, " "), "server.network", "must be one word, got %q", c.Server.Network)
 	check(len(c.Server.Listen) > 0, "server.listen", "needs at least one address")
+	check(c.Server.CPUs >= 0, "server.cpus", "must be >= 0 (0 = every CPU)")
 	if err := ircd.ValidChannelName(c.Channel.Name); err != nil {
 		problems = append(problems, "channel.name: "+err.Error())
 	}

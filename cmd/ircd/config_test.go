@@ -47,7 +47,7 @@ func TestMinimalConfigGetsDefaults(t *testing.T) {
 		c.Accounts.UsersFile != filepath.Join(dir, "users.txt") || c.Store.MailboxLimit != 1000 ||
 		c.Presence.Recent.Duration != time.Hour || c.Accounts.OnDuplicate != "reject" || c.Accounts.Guests ||
 		c.Accounts.DuplicatePing.Duration != 5*time.Second || c.Store.MailboxPerSender != 100 ||
-		c.Store.CheckTimeout.Duration != 30*time.Second {
+		c.Store.CheckTimeout.Duration != 30*time.Second || c.Server.CPUs != 1 {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -85,6 +85,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		// The server's own rule: check refuses what run would refuse.
 		"[channel]\nname = \"#" + strings.Repeat("x", 62) + "\"\n": "channel.name",
 		"[store]\nmailbox_limit = -1\n":                            "store.mailbox_limit",
+		"[server]\ncpus = -1\n":                                    "server.cpus",
 		"[store]\nmailbox_per_sender = -1\n":                       "store.mailbox_per_sender",
 		"[store]\ncheck_timeout = \"-1s\"\n":                       "store.check_timeout",
 		"[presence]\nrecent = \"0s\"\n":                            "presence.recent",

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -187,6 +188,22 @@ type daemon struct {
 	certs certStore
 }
 
+// setCPUs sets how many threads run Go code at once (GOMAXPROCS), before
+// anything starts: the server makes one event loop per such CPU. One is
+// the cheapest per message and per login (BENCHMARKS.md): with more, the
+// runtime keeps waking idle threads to look for work. A GOMAXPROCS
+// environment variable wins over the file.
+func setCPUs(n int, log *slog.Logger) {
+	if env := os.Getenv("GOMAXPROCS"); env != "" {
+		log.Info("cpus", "n", runtime.GOMAXPROCS(0), "from", "GOMAXPROCS")
+		return
+	}
+	if n > 0 {
+		runtime.GOMAXPROCS(n)
+	}
+	log.Info("cpus", "n", runtime.GOMAXPROCS(0), "of", runtime.NumCPU())
+}
+
 func run(path string, stderr io.Writer) error {
 	cfg, err := loadConfig(path)
 	if err != nil {
@@ -194,6 +211,7 @@ func run(path string, stderr io.Writer) error {
 	}
 	d := &daemon{path: path, cfg: cfg, level: new(slog.LevelVar)}
 	d.log = newLogger(cfg, d.level, stderr)
+	setCPUs(cfg.Server.CPUs, d.log)
 	db, err := loadUsers(cfg.Accounts.UsersFile, d.log)
 	if err != nil {
 		return err
@@ -309,6 +327,9 @@ func (d *daemon) reload() {
 		return
 	}
 	cfg.Accounts.UsersFile = d.cfg.Accounts.UsersFile // listeners, paths and names need a restart
+	if cfg.Server.CPUs != d.cfg.Server.CPUs {
+		d.log.Warn("reload: server.cpus takes effect at the next start")
+	}
 	d.srv.Reload(serverConfig(cfg, d.log))
 	d.be.reload(cfg)
 	if l, err := parseLevel(cfg.Log.Level); err == nil {
