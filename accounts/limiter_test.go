@@ -409,6 +409,7 @@ func TestParallelAttemptsCannotOutrunLockout(t *testing.T) {
 	db := mustParse(t, "alice "+mustHash(t, "right", bcrypt.MinCost)+"\n")
 	g := newGate(t, db)
 	a := New(db, NewLoginLimiter(lockPolicy, clk.now))
+	a.checks = make(chan struct{}, 100) // the limiter's budget is under test, not the CPU slots
 
 	const n = 100
 	results := make(chan AuthResult, n)
@@ -530,6 +531,7 @@ func TestParallelAttemptsFromOneAddress(t *testing.T) {
 	db := mustParse(t, "alice "+mustHash(t, "right", bcrypt.MinCost)+"\n")
 	g := newGate(t, db)
 	a := New(db, NewLoginLimiter(LimiterPolicy{MaxFailures: 3, Lockout: time.Minute, AddrFailures: 10, AddrWindow: 10 * time.Minute}, clk.now))
+	a.checks = make(chan struct{}, 100) // the limiter's budget is under test, not the CPU slots
 
 	const n = 100
 	results := make(chan AuthResult, n)
