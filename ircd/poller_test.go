@@ -165,6 +165,18 @@ func TestLoopHandsOffLinesThatMayWaitInOrder(t *testing.T) {
 	ts := startServer(t)
 	alice := ts.login("alice")
 	bob := ts.login("bob")
+	// Until bob's session has read his mailbox (slower on a cluster
+	// node), private messages to him are held back behind what it
+	// replays, and so may come after a later channel line.
+	waitFor(t, "bob's mailbox read", func() bool {
+		c := ts.srv.session("bob")
+		if c == nil {
+			return false
+		}
+		c.mail.mu.Lock()
+		defer c.mail.mu.Unlock()
+		return !c.mail.holding
+	})
 	alice.sendRaw([]byte("PRIVMSG bob :one\r\nPRIVMSG carol :stored\r\nPRIVMSG bob :two\r\n" +
 		"PING :mid\r\nPRIVMSG #lobby :three\r\nPRIVMSG bob :four\r\n"))
 	alice.expect(` 301 alice carol :carol is offline`)
@@ -194,6 +206,9 @@ func TestLoopBusySenderDoesNotStarveOthers(t *testing.T) {
 	alice := ts.login("alice")
 	bob := ts.login("bob")
 	carol := ts.login("carol")
+	for _, nick := range []string{"bob", "carol"} {
+		waitFor(t, nick+" online", func() bool { _, ok := ts.presence.Lookup(nick); return ok })
+	}
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
