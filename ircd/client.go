@@ -447,39 +447,12 @@ func (c *client) drainOnLoop(b *writeBatch) (end drainEnd, n int) {
 			c.takeAt(nil, err, now) // ends the connection; the pump cleans up
 			return drainOver, n
 		}
-		if !c.takeOnLoop(line, now, flood) {
+		if !c.handle(line, now, true) {
 			c.held = append([]byte(nil), line...)
 			return drainHandoff, n
 		}
 	}
 	return drainOver, n
-}
-
-// takeOnLoop is takeAt on an event loop for a line that cannot make it
-// wait: a message to one target, sent to the channel or to a session of
-// this node, and not held back by flood control. For any other line it
-// does nothing and reports false.
-func (c *client) takeOnLoop(line []byte, now int64, flood bool) bool {
-	if len(line) == 0 {
-		c.lastRead.Store(now)
-		c.pingAt.Store(0)
-		return true
-	}
-	command, t0, t1, x0, ok := parseFastMessage(line)
-	if !ok || tooLong(line) || flood && c.floodAhead(time.Now()) > 0 {
-		return false
-	}
-	c.lastRead.Store(now) // the line's time, which the message carries
-	raw := string(line)
-	if !c.fastMessage(command, raw[t0:t1], raw[x0:], true) {
-		return false
-	}
-	if c.pingAt.Load() != 0 {
-		c.pingAt.Store(0)
-	}
-	c.floodWait() // counts the line; it does not wait (floodAhead)
-	c.lr.shrink()
-	return true
 }
 
 // take handles one result of readLine; it reports false when the
@@ -497,10 +470,30 @@ func (c *client) takeAt(line []byte, err error, now int64) bool {
 		}
 		return false
 	}
-	// The line's time: handling it reads the clock no more (lineTime).
 	if now == 0 {
 		now = c.srv.now().UnixNano()
 	}
+	c.handle(line, now, false)
+	return c.quitMsg.Load() == nil
+}
+
+// handle handles one line that arrived at now (unix nanoseconds). On an
+// event loop (onLoop) it takes only a line that cannot make the loop
+// wait: a message to one target, to the channel or to a session of this
+// node, that flood control lets through at once. Any other line it
+// leaves alone there, and reports false.
+func (c *client) handle(line []byte, now int64, onLoop bool) bool {
+	long := tooLong(line)
+	command, t0, t1, x0, fast := parseFastMessage(line)
+	fast = fast && c.registered && !long
+	var wall time.Time // flood control's clock
+	if c.srv.conf().FloodRate > 0 {
+		wall = time.Now()
+	}
+	if onLoop && len(line) > 0 && (!fast || c.floodAhead(wall) > 0) {
+		return false
+	}
+	// The line's time: handling it reads the clock no more (lineTime).
 	c.lastRead.Store(now)
 	if c.pingAt.Load() != 0 { // a store per line would dirty the line the sweep reads
 		c.pingAt.Store(0)
@@ -508,22 +501,30 @@ func (c *client) takeAt(line []byte, err error, now int64) bool {
 	if len(line) == 0 {
 		return true
 	}
-	if !c.floodWait() {
-		c.quit("Excess Flood", "Excess Flood")
-		return false
-	}
-	if tooLong(line) {
-		c.reply(errInputTooLong, "Input line was too long")
-		return true
-	}
-	if command, t0, t1, x0, ok := parseFastMessage(line); ok && c.registered {
+	if onLoop {
 		raw := string(line)
-		c.fastMessage(command, raw[t0:t1], raw[x0:], false)
+		if !c.fastMessage(command, raw[t0:t1], raw[x0:], true) {
+			return false
+		}
+		c.floodWait(wall) // counts the line; floodAhead said it need not wait
 	} else {
-		c.handleLine(string(line))
+		if !c.floodWait(wall) {
+			c.quit("Excess Flood", "Excess Flood")
+			return true
+		}
+		switch {
+		case long:
+			c.reply(errInputTooLong, "Input line was too long")
+			return true
+		case fast:
+			raw := string(line)
+			c.fastMessage(command, raw[t0:t1], raw[x0:], false)
+		default:
+			c.handleLine(string(line))
+		}
 	}
 	c.lr.shrink()
-	return c.quitMsg.Load() == nil
+	return true
 }
 
 // floodCost is the time one line costs under flood control.
@@ -552,12 +553,12 @@ func later(a, b time.Time) time.Time {
 // lines beyond that are delayed (the reader sleeps, so TCP pushes back on
 // the client only). A client still being slowed after FloodKill is
 // flooding on purpose: floodWait returns false and it is disconnected.
-func (c *client) floodWait() bool {
+// now is the wall clock when the line arrived.
+func (c *client) floodWait(now time.Time) bool {
 	cfg := c.srv.conf()
 	if cfg.FloodRate <= 0 {
 		return true
 	}
-	now := time.Now()
 	ahead := c.floodAhead(now)
 	c.floodAt = later(c.floodAt, now).Add(floodCost(cfg))
 	if ahead <= 0 {
@@ -622,7 +623,7 @@ func (c *client) fastMessage(command, target, text string, onLoop bool) (done bo
 			done = true
 		}
 	}()
-	return c.route(command, target, text, "", onLoop)
+	return c.privmsg(command, target, text, "", onLoop)
 }
 
 // lineTime is when the line being handled arrived (take read the clock

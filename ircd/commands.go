@@ -58,10 +58,10 @@ var commandTable = map[string]command{
 	"CHATHISTORY": {handle: handleCHATHISTORY, minParams: 1},
 	"WHOLASTHR":   {handle: handleWHOLASTHR},
 	"BROADCAST": {rest: func(c *client, _ []string, text string) {
-		c.privmsg("PRIVMSG", c.srv.room.name, text, "")
+		c.privmsg("PRIVMSG", c.srv.room.name, text, "", false)
 	}},
 	"MESSAGE": {restArgs: 1, rest: func(c *client, args []string, text string) {
-		c.privmsg("PRIVMSG", args[0], text, "")
+		c.privmsg("PRIVMSG", args[0], text, "", false)
 	}},
 }
 

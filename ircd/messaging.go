@@ -37,7 +37,7 @@ func (c *client) message(command string, m *irc.Message) {
 	}
 	tags := clientTags(m.Tags)
 	for _, t := range targets {
-		c.privmsg(command, t, m.Params[1], tags)
+		c.privmsg(command, t, m.Params[1], tags, false)
 	}
 }
 
@@ -48,7 +48,7 @@ func handleTAGMSG(c *client, m *irc.Message) {
 		return
 	}
 	for _, t := range targets {
-		c.privmsg("TAGMSG", t, "", tags)
+		c.privmsg("TAGMSG", t, "", tags, false)
 	}
 }
 
@@ -142,15 +142,10 @@ func isAlnum(ch byte) bool {
 }
 
 // privmsg routes one message to the room or a user. command is PRIVMSG,
-// NOTICE or TAGMSG (text empty).
-func (c *client) privmsg(command, target, text, tags string) {
-	c.route(command, target, text, tags, false)
-}
-
-// route is privmsg. On an event loop (onLoop), a private message that
-// would have to wait (to be stored, or sent to another node) is left
-// alone: route then reports false, having done nothing.
-func (c *client) route(command, target, text, tags string, onLoop bool) bool {
+// NOTICE or TAGMSG (text empty). On an event loop (onLoop), a private
+// message that would have to wait (to be stored, or sent to another node)
+// is left alone: privmsg then reports false, having done nothing.
+func (c *client) privmsg(command, target, text, tags string, onLoop bool) bool {
 	notice := command != "PRIVMSG"
 	text = sanitize(text)
 	if command != "TAGMSG" && text == "" {

@@ -19,7 +19,7 @@ import (
 //
 // A loop reads and handles a ready connection's lines on its own
 // goroutine, as long as each line is one that cannot wait: a message to
-// the channel or to a session on this node (takeOnLoop). It then writes
+// the channel or to a session on this node (client.handle). It then writes
 // every queue the pass filled once (the loop's writeBatch), as a C event
 // loop would. A connection that is not logged in yet (bcrypt), a line
 // that may wait (storing an offline message, another node, flood
