@@ -165,18 +165,7 @@ func TestLoopHandsOffLinesThatMayWaitInOrder(t *testing.T) {
 	ts := startServer(t)
 	alice := ts.login("alice")
 	bob := ts.login("bob")
-	// Until bob's session has read his mailbox (slower on a cluster
-	// node), private messages to him are held back behind what it
-	// replays, and so may come after a later channel line.
-	waitFor(t, "bob's mailbox read", func() bool {
-		c := ts.srv.session("bob")
-		if c == nil {
-			return false
-		}
-		c.mail.mu.Lock()
-		defer c.mail.mu.Unlock()
-		return !c.mail.holding
-	})
+	mailboxRead(t, ts, "bob")
 	alice.sendRaw([]byte("PRIVMSG bob :one\r\nPRIVMSG carol :stored\r\nPRIVMSG bob :two\r\n" +
 		"PING :mid\r\nPRIVMSG #lobby :three\r\nPRIVMSG bob :four\r\n"))
 	alice.expect(` 301 alice carol :carol is offline`)
@@ -197,51 +186,66 @@ func TestLoopHandsOffLinesThatMayWaitInOrder(t *testing.T) {
 	}
 }
 
-// A sender that never stops (no flood control) does not hold up another
-// user on the same event loop. (The loop also caps the lines it takes
-// from one connection per pass, loopLines; in one process the loop keeps
-// up with any sender, so this test cannot show that cap at work.)
-func TestLoopBusySenderDoesNotStarveOthers(t *testing.T) {
-	ts := startServer(t, withConfig(func(c *Config) { c.eventLoops, c.FloodRate = 1, 0 }))
+// An event loop takes at most loopLines lines from one connection per
+// visit, so that one busy sender cannot hold up the others on its loop;
+// the rest are read on later visits, and every line arrives in order.
+// The test claims alice's connection and makes the loop's visits itself.
+func TestLoopTakesAFewLinesPerVisit(t *testing.T) {
+	ts := startServer(t, withConfig(func(c *Config) { c.FloodRate = 0 }))
 	alice := ts.login("alice")
 	bob := ts.login("bob")
-	carol := ts.login("carol")
-	for _, nick := range []string{"bob", "carol"} {
-		waitFor(t, nick+" online", func() bool { _, ok := ts.presence.Lookup(nick); return ok })
+	mailboxRead(t, ts, "bob")
+	c := ts.srv.session("alice")
+	if c.poll == nil {
+		t.Skip("no poller in this run")
 	}
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		chunk := []byte(strings.Repeat("PRIVMSG bob :flood\r\n", 5000))
-		for {
-			select {
-			case <-done:
-				return
-			default:
-			}
-			alice.conn.SetWriteDeadline(time.Now().Add(waitTime))
-			if _, err := alice.conn.Write(chunk); err != nil {
-				return
-			}
-		}
-	}()
-	go func() { // bob reads, so his queue never fills and nobody is cut
-		buf := make([]byte, 64<<10)
-		for {
-			select {
-			case <-done:
-				return
-			default:
-			}
-			bob.conn.SetReadDeadline(time.Now().Add(waitTime))
-			if _, err := bob.conn.Read(buf); err != nil {
-				return
-			}
-		}
-	}()
-	for i := range 20 {
-		carol.send("PRIVMSG carol :%d", i) // to herself: handled on the loop
-		carol.expect(fmt.Sprintf(`PRIVMSG carol :%d$`, i))
+	waitFor(t, "alice's connection idle", c.claim)
+	const lines = 3*loopLines + 7
+	var text strings.Builder
+	for i := range lines {
+		fmt.Fprintf(&text, "PRIVMSG bob :%d\r\n", i)
 	}
-	carol.sync()
+	alice.sendRaw([]byte(text.String()))
+	b := writeBatches.Get().(*writeBatch)
+	budgets, total := 0, 0
+	deadline := time.Now().Add(waitTime)
+	for total < lines && time.Now().Before(deadline) {
+		end, n := c.drainOnLoop(b)
+		if n > loopLines {
+			t.Fatalf("one visit took %d lines, more than %d", n, loopLines)
+		}
+		if end == drainBudget {
+			budgets++
+		} else if end != drainDry {
+			t.Fatalf("visit ended with %v", end)
+		}
+		total += n
+	}
+	b.flush()
+	writeBatches.Put(b)
+	if !c.stopPump() {
+		c.poll.run(c)
+	}
+	if total != lines || budgets < 2 {
+		t.Fatalf("%d of %d lines taken, %d visits cut at %d lines", total, lines, budgets, loopLines)
+	}
+	for i := range lines {
+		bob.expect(fmt.Sprintf(`PRIVMSG bob :%d$`, i))
+	}
+}
+
+// mailboxRead waits until nick's session has read its mailbox. Until then
+// (longer on a cluster node) private messages to it are held behind what
+// it replays, and so may come after a later channel line.
+func mailboxRead(t *testing.T, ts *testServer, nick string) {
+	t.Helper()
+	waitFor(t, nick+"'s mailbox read", func() bool {
+		c := ts.srv.session(nick)
+		if c == nil {
+			return false
+		}
+		c.mail.mu.Lock()
+		defer c.mail.mu.Unlock()
+		return !c.mail.holding
+	})
 }

@@ -56,7 +56,6 @@ type Config struct {
 	Now           func() time.Time // injectable clock
 
 	extraCommands map[string]command // tests only: added to the command table
-	eventLoops    int                // tests only: event loops for plaintext connections; 0 = one per CPU
 }
 
 // DefaultConfig is every default of the server's configuration, the one
@@ -259,11 +258,7 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	s.listeners[l] = struct{}{}
 	if s.poller == nil && !s.noPoller {
-		loops := s.conf().eventLoops
-		if loops <= 0 {
-			loops = runtime.GOMAXPROCS(0)
-		}
-		p, err := newPoller(loops, s.pollerFailed)
+		p, err := newPoller(runtime.GOMAXPROCS(0), s.pollerFailed)
 		if err != nil {
 			s.log.Info("no poller; one reader goroutine per connection", "err", err)
 			s.noPoller = true
