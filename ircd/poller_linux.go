@@ -63,7 +63,7 @@ type evLoop struct {
 	closed bool
 	done   chan struct{}
 
-	batch writeBatch // the queues one pass filled, written when it ends
+	batch *writeBatch // the queues one pass filled, written when it ends
 }
 
 // epollET is EPOLLET as the event mask's type (syscall declares it negative).
@@ -92,8 +92,8 @@ func (p *poller) newLoop() (*evLoop, error) {
 		syscall.Close(epfd)
 		return nil, err
 	}
-	l := &evLoop{p: p, epfd: epfd, file: os.NewFile(uintptr(epfd), "epoll"), done: make(chan struct{})}
-	l.batch.writeFn = l.batch.writeFD
+	l := &evLoop{p: p, epfd: epfd, file: os.NewFile(uintptr(epfd), "epoll"), done: make(chan struct{}),
+		batch: writeBatches.Get().(*writeBatch)} // kept for the loop's life
 	rc, err := l.file.SyscallConn()
 	if err != nil {
 		l.file.Close()
@@ -288,7 +288,7 @@ func (l *evLoop) run(rc syscall.RawConn) {
 		lines := 0
 		for i, c := range todo {
 			todo[i] = nil
-			more, handled := c.loopPump(&l.batch)
+			more, handled := c.loopPump(l.batch)
 			if more {
 				again = append(again, c)
 			}
