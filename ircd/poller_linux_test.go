@@ -32,6 +32,7 @@ func TestPollerFailureClosesItsClients(t *testing.T) {
 	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "ERROR :Closing link: Server error") {
 		t.Fatalf("alice's last line %q", last)
 	}
+	ts.waitGone("alice") // her cleanup runs after her socket closes
 	bob := ts.login("bob")
 	bob.send("WHOELSE")
 	bob.expect(`0 other users online`)
