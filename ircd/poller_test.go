@@ -249,3 +249,40 @@ func mailboxRead(t *testing.T, ts *testServer, nick string) {
 		return !c.mail.holding
 	})
 }
+
+// A pass that handled one line does not nap, so a client that waits for
+// each answer never waits for a nap; a pass that handled several does.
+func TestLoopNapsOnlyAfterSeveralLines(t *testing.T) {
+	ts := startServer(t, withConfig(func(c *Config) { c.FloodRate = 0 }))
+	alice := ts.login("alice")
+	bob := ts.login("bob")
+	mailboxRead(t, ts, "bob")
+	c := ts.srv.session("alice")
+	if c.poll == nil {
+		t.Skip("no poller in this run")
+	}
+	naps := func() (n int64) {
+		for _, l := range c.poll.loops {
+			n += l.naps.Load()
+		}
+		return n
+	}
+	before := naps()
+	for i := range 20 {
+		alice.send("PRIVMSG bob :one %d", i)
+		bob.expect(fmt.Sprintf(`PRIVMSG bob :one %d$`, i))
+	}
+	if n := naps() - before; n != 0 {
+		t.Fatalf("%d naps after passes of one line each", n)
+	}
+	const lines = 40
+	var text strings.Builder
+	for i := range lines {
+		fmt.Fprintf(&text, "PRIVMSG bob :many %d\r\n", i)
+	}
+	alice.sendRaw([]byte(text.String()))
+	for i := range lines {
+		bob.expect(fmt.Sprintf(`PRIVMSG bob :many %d$`, i))
+	}
+	waitFor(t, "a nap after a pass of several lines", func() bool { return naps() > before })
+}
