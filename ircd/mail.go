@@ -209,8 +209,8 @@ func (c *client) ackMail(token string) bool {
 
 // pushPrivate queues a private line (message id) to c, or holds it until
 // the first replay has queued the stored ones. It reports false if c is
-// closing.
-func (c *client) pushPrivate(id string, line []byte, b *writeBatch) bool {
+// closing. A scratch line is the caller's to reuse: it is copied.
+func (c *client) pushPrivate(id string, line []byte, scratch bool, b *writeBatch) bool {
 	m := &c.mail
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -222,6 +222,9 @@ func (c *client) pushPrivate(id string, line []byte, b *writeBatch) bool {
 		m.liveNext = (m.liveNext + 1) % liveIDs
 	}
 	if !m.holding {
+		if scratch {
+			return c.pushCopy(line, b)
+		}
 		return c.pushBatched(line, b)
 	}
 	if c.quitMsg.Load() != nil {
@@ -233,6 +236,9 @@ func (c *client) pushPrivate(id string, line []byte, b *writeBatch) bool {
 	if m.held.size+len(line) > c.srv.conf().SendQ {
 		c.quit("SendQ exceeded", "SendQ exceeded")
 		return false
+	}
+	if scratch {
+		line = append([]byte(nil), line...)
 	}
 	m.held.lines = append(m.held.lines, line)
 	m.held.size += len(line)

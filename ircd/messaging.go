@@ -308,17 +308,21 @@ func (c *client) deliverPrivate(m state.Private, prefix string, b *writeBatch) b
 	if m.Command == "TAGMSG" && f&formTags == 0 {
 		return true // nothing to show a client without message-tags
 	}
-	return c.pushPrivate(m.ID, privateLine(m, prefix, c.nick, f), b)
+	if b == nil {
+		return c.pushPrivate(m.ID, privateLine(nil, m, prefix, c.nick, f), false, nil)
+	}
+	b.enc = privateLine(b.enc[:0], m, prefix, c.nick, f)
+	return c.pushPrivate(m.ID, b.enc, true, b)
 }
 
-// privateLine encodes a private message from prefix to target for a
-// recipient of form f.
-func privateLine(m state.Private, prefix, target string, f form) []byte {
+// privateLine appends a private message from prefix to target for a
+// recipient of form f to dst.
+func privateLine(dst []byte, m state.Private, prefix, target string, f form) []byte {
 	params := []string{target, m.Text}
 	if m.Command == "TAGMSG" {
 		params = params[:1]
 	}
-	return appendMessage(nil, f.tagString(m.Time, m.From.Account, m.Tags, m.ID), prefix, m.Command, params...)
+	return appendMessage(dst, f.tagString(m.Time, m.From.Account, m.Tags, m.ID), prefix, m.Command, params...)
 }
 
 // echoPrivate sends an echo-message client its own private message.
@@ -326,5 +330,5 @@ func (c *client) echoPrivate(m state.Private, target string) {
 	if !c.has(capEchoMessage) {
 		return
 	}
-	c.pushBatched(privateLine(m, c.prefix, target, formOf(c)&formsMessage), c.batch)
+	c.pushBatched(privateLine(nil, m, c.prefix, target, formOf(c)&formsMessage), c.batch)
 }

@@ -30,6 +30,13 @@ type sendQueue struct {
 	onClose  func() // if set, called after the socket is closed (a polled client must notice)
 	done     chan struct{}
 
+	// own holds the lines copied in (pushCopy): one pooled buffer,
+	// filled from the start and given back when the queue runs dry. A
+	// full one is left to the lines in it, which the collector frees
+	// with it once they are written.
+	own    *[ownBufSize]byte
+	ownLen int
+
 	deferred *deferredFlush // where pushDeferred lists the queue (nil: flush at once)
 	listed   bool           // waiting in deferred's list
 }
@@ -40,14 +47,20 @@ func newSendQueue(conn net.Conn, limit int, timeout time.Duration, onFull func()
 
 // push queues one line. It never blocks on the network. It reports false
 // if the connection is closing and the line was not taken.
-func (q *sendQueue) push(line []byte) bool { return q.enqueue(line, false, nil, nil) }
+func (q *sendQueue) push(line []byte) bool { return q.enqueue(line, false, nil, nil, false) }
 
 // pushBatched is push to c (whose queue q is) from a reader goroutine
 // handling a run of lines: if q needs a flush and c's socket is polled
 // (c.rc), q is listed in b, which writes it when the run ends, instead of
 // starting a flusher goroutine per queue and line. b may be nil (push).
 func (c *client) pushBatched(line []byte, b *writeBatch) bool {
-	return c.out.enqueue(line, false, b, c.rc)
+	return c.out.enqueue(line, false, b, c.rc, false)
+}
+
+// pushCopy is pushBatched for a line the caller reuses (an encoding
+// scratch buffer): the queue copies it into a buffer of its own.
+func (c *client) pushCopy(line []byte, b *writeBatch) bool {
+	return c.out.enqueue(line, false, b, c.rc, true)
 }
 
 // pushDeferred queues a line nobody is waiting for (a JOIN or QUIT
@@ -55,10 +68,12 @@ func (c *client) pushBatched(line []byte, b *writeBatch) bool {
 // deferred timer fires, so a burst of them costs each member one write
 // per timer period instead of one per line.
 func (q *sendQueue) pushDeferred(line []byte) bool {
-	return q.enqueue(line, q.deferred != nil, nil, nil)
+	return q.enqueue(line, q.deferred != nil, nil, nil, false)
 }
 
-func (q *sendQueue) enqueue(line []byte, deferred bool, b *writeBatch, raw syscall.RawConn) bool {
+// enqueue queues line. With copyIn the line is copied into the queue's
+// own buffer (the caller may reuse it); otherwise the queue keeps it.
+func (q *sendQueue) enqueue(line []byte, deferred bool, b *writeBatch, raw syscall.RawConn, copyIn bool) bool {
 	q.mu.Lock()
 	if q.closing {
 		q.mu.Unlock()
@@ -82,6 +97,9 @@ func (q *sendQueue) enqueue(line []byte, deferred bool, b *writeBatch, raw sysca
 	}
 	if q.lines == nil {
 		q.lines = getLines()
+	}
+	if copyIn {
+		line = q.copyIn(line)
 	}
 	q.lines = append(q.lines, line)
 	q.bytes += len(line)
@@ -200,6 +218,39 @@ var lineSlices sync.Pool
 
 const maxPooledLines = 1024
 
+// ownBufSize is the size of a queue's own buffer (sendQueue.own): a few
+// dozen private lines, what one recipient gets in an event loop's pass.
+const ownBufSize = 4096
+
+var ownBufs = sync.Pool{New: func() any { return new([ownBufSize]byte) }}
+
+// copyIn copies line into q's own buffer and returns the copy; q.mu is
+// held. Private lines are encoded once per recipient, so this saves an
+// allocation per line (and the collector's work for it) over queueing a
+// line of its own.
+func (q *sendQueue) copyIn(line []byte) []byte {
+	if len(line) > ownBufSize/4 {
+		return append([]byte(nil), line...)
+	}
+	if q.own == nil || ownBufSize-q.ownLen < len(line) {
+		q.own, q.ownLen = ownBufs.Get().(*[ownBufSize]byte), 0
+	}
+	dst := q.own[q.ownLen : q.ownLen+len(line) : q.ownLen+len(line)]
+	copy(dst, line)
+	q.ownLen += len(line)
+	return dst
+}
+
+// dropOwn gives q's own buffer back to the pool; q.mu is held, and no
+// queued line or write in progress refers to the buffer any more (the
+// queue is dry and its flusher done with what it wrote).
+func (q *sendQueue) dropOwn() {
+	if q.own != nil {
+		ownBufs.Put(q.own)
+		q.own, q.ownLen = nil, 0
+	}
+}
+
 func getLines() [][]byte {
 	if p, ok := lineSlices.Get().(*[][]byte); ok {
 		return *p
@@ -243,6 +294,7 @@ func (q *sendQueue) flushQueued() {
 			putLines(spare)
 			putLines(q.lines)
 			q.lines = nil
+			q.dropOwn()
 			q.flushing = false
 			finish := q.closing && !q.closed
 			if finish {
@@ -336,6 +388,10 @@ func (q *sendQueue) closedHook() {
 type writeBatch struct {
 	queues []batchedQueue
 
+	// enc is scratch space for encoding a line that is copied into its
+	// queue (pushCopy).
+	enc []byte
+
 	// One write's arguments and results, for writeFD (bound once as
 	// writeFn, so a write allocates no closure).
 	wbuf    []byte
@@ -391,6 +447,7 @@ func (q *sendQueue) flushDirect(b *writeBatch, raw syscall.RawConn, bp *[]byte) 
 		if len(q.lines) == 0 {
 			putLines(q.lines)
 			q.lines = nil
+			q.dropOwn()
 			q.flushing = false
 			q.mu.Unlock()
 			return

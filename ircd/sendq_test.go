@@ -2,8 +2,10 @@ package ircd
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -123,5 +125,60 @@ func TestJoinAnnouncedBeforeFirstMessage(t *testing.T) {
 		alice.send("QUIT")
 		alice.expectClosed()
 		bob.expect(`^:alice!\S+ QUIT `)
+	}
+}
+
+// Lines copied into a queue's own buffers (pushCopy) arrive intact and in
+// order although the caller reuses one scratch buffer for all of them,
+// through buffer refills, long lines, a full socket and both writers: a
+// flusher goroutine, and an event loop's write batch.
+func TestCopiedLinesSurviveScratchReuse(t *testing.T) {
+	for _, batched := range []bool{false, true} {
+		name := "flusher"
+		if batched {
+			name = "batch"
+		}
+		t.Run(name, func(t *testing.T) {
+			conn, r, peer := tcpPair(t)
+			q := newSendQueue(conn, 64<<20, time.Minute, nil)
+			var raw syscall.RawConn
+			var b *writeBatch
+			if batched {
+				var err error
+				if raw, err = conn.(syscall.Conn).SyscallConn(); err != nil {
+					t.Fatal(err)
+				}
+				b = writeBatches.Get().(*writeBatch)
+				defer writeBatches.Put(b)
+			}
+			const n = 20000 // megabytes: more than the socket holds
+			want := make([]string, n)
+			var scratch []byte
+			for i := range n {
+				want[i] = fmt.Sprintf("PRIVMSG bob :%d %s", i, strings.Repeat("x", i%7*i%300+i%1000/999*2000))
+				scratch = append(scratch[:0], want[i]...)
+				scratch = append(scratch, "\r\n"...)
+				if !q.enqueue(scratch, false, b, raw, true) {
+					t.Fatalf("line %d refused", i)
+				}
+				clear(scratch) // what a reused buffer would hold next
+				if b != nil && i%50 == 49 {
+					b.flush()
+				}
+			}
+			if b != nil {
+				b.flush()
+			}
+			peer.SetReadDeadline(time.Now().Add(waitTime))
+			for i := range n {
+				got, err := r.ReadString('\n')
+				if err != nil {
+					t.Fatalf("line %d: %v", i, err)
+				}
+				if got = strings.TrimRight(got, "\r\n"); got != want[i] {
+					t.Fatalf("line %d: got %.60q, want %.60q", i, got, want[i])
+				}
+			}
+		})
 	}
 }
