@@ -18,6 +18,7 @@ import (
 
 	"github.com/lobbychat/ircd/accounts"
 	"github.com/lobbychat/ircd/state"
+	"unsafe"
 )
 
 // capability bits, read by other goroutines during fan-out.
@@ -502,7 +503,9 @@ func (c *client) handle(line []byte, now int64, onLoop bool) bool {
 		return true
 	}
 	if onLoop {
-		raw := string(line)
+		// No copy: these strings share the read buffer, so they are only
+		// valid during this call. privmsg copies what it keeps (onLoop).
+		raw := unsafe.String(unsafe.SliceData(line), len(line))
 		if !c.fastMessage(command, raw[t0:t1], raw[x0:], true) {
 			return false
 		}

@@ -144,7 +144,11 @@ func isAlnum(ch byte) bool {
 // privmsg routes one message to the room or a user. command is PRIVMSG,
 // NOTICE or TAGMSG (text empty). On an event loop (onLoop), a private
 // message that would have to wait (to be stored, or sent to another node)
-// is left alone: privmsg then reports false, having done nothing.
+// is left alone: privmsg then reports false, having done nothing. There
+// target and text share the read buffer (client.handle): a private
+// message to a session here is encoded and queued before privmsg
+// returns, and anything kept beyond that (a channel message's event) is
+// a copy.
 func (c *client) privmsg(command, target, text, tags string, onLoop bool) bool {
 	notice := command != "PRIVMSG"
 	text = sanitize(text)
@@ -170,7 +174,11 @@ func (c *client) privmsg(command, target, text, tags string, onLoop bool) bool {
 			return true
 		}
 		// Neither bus waits here: the local one fans out, the cluster's
-		// publishes without waiting for an answer.
+		// publishes without waiting for an answer. Both may keep the
+		// text (history, a publish queue).
+		if onLoop {
+			text = strings.Clone(text)
+		}
 		s.bus.Room(state.RoomEvent{Kind: state.RoomMessage, From: c.info(), Command: command, Text: text, Tags: tags, Time: c.lineTime(), ID: s.newMsgID()})
 		return true
 	}

@@ -30,12 +30,12 @@ type sendQueue struct {
 	onClose  func() // if set, called after the socket is closed (a polled client must notice)
 	done     chan struct{}
 
-	// own holds the lines copied in (pushCopy): one pooled buffer,
-	// filled from the start and given back when the queue runs dry. A
-	// full one is left to the lines in it, which the collector frees
-	// with it once they are written.
-	own    *[ownBufSize]byte
-	ownLen int
+	// own holds the lines copied in (pushCopy): a pooled buffer filled
+	// from the start; ownFull, the ones filled before it. All go back to
+	// the pool when the queue runs dry.
+	own     *[ownBufSize]byte
+	ownLen  int
+	ownFull []*[ownBufSize]byte
 
 	deferred *deferredFlush // where pushDeferred lists the queue (nil: flush at once)
 	listed   bool           // waiting in deferred's list
@@ -218,9 +218,10 @@ var lineSlices sync.Pool
 
 const maxPooledLines = 1024
 
-// ownBufSize is the size of a queue's own buffer (sendQueue.own): a few
-// dozen private lines, what one recipient gets in an event loop's pass.
-const ownBufSize = 4096
+// ownBufSize is the size of a queue's own buffers (sendQueue.own): about
+// a hundred private lines, more than one recipient usually gets in an
+// event loop's pass.
+const ownBufSize = 8192
 
 var ownBufs = sync.Pool{New: func() any { return new([ownBufSize]byte) }}
 
@@ -233,6 +234,9 @@ func (q *sendQueue) copyIn(line []byte) []byte {
 		return append([]byte(nil), line...)
 	}
 	if q.own == nil || ownBufSize-q.ownLen < len(line) {
+		if q.own != nil {
+			q.ownFull = append(q.ownFull, q.own)
+		}
 		q.own, q.ownLen = ownBufs.Get().(*[ownBufSize]byte), 0
 	}
 	dst := q.own[q.ownLen : q.ownLen+len(line) : q.ownLen+len(line)]
@@ -245,10 +249,16 @@ func (q *sendQueue) copyIn(line []byte) []byte {
 // queued line or write in progress refers to the buffer any more (the
 // queue is dry and its flusher done with what it wrote).
 func (q *sendQueue) dropOwn() {
-	if q.own != nil {
-		ownBufs.Put(q.own)
-		q.own, q.ownLen = nil, 0
+	if q.own == nil {
+		return
 	}
+	ownBufs.Put(q.own)
+	q.own, q.ownLen = nil, 0
+	for i, b := range q.ownFull {
+		ownBufs.Put(b)
+		q.ownFull[i] = nil
+	}
+	q.ownFull = q.ownFull[:0]
 }
 
 func getLines() [][]byte {
