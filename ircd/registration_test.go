@@ -391,3 +391,18 @@ func TestReplaceKeepsMonitorsTruthful(t *testing.T) {
 	watcher.send("MONITOR S")
 	watcher.expect(` 730 bob :?alice!`)
 }
+
+// A user who quits and logs straight back in gets in: the ERROR and the
+// closed socket reach the client before the old session's cleanup has
+// let go of the account, and the new login waits for that instead of
+// being refused as "already logged in".
+func TestQuitThenLoginAtOnce(t *testing.T) {
+	ts := startServer(t)
+	for i := range 50 {
+		c := ts.dial("alice")
+		c.register("alice", "alicepw")
+		c.expect(` 001 alice `)
+		c.send("QUIT :round %d", i)
+		c.expectClosed()
+	}
+}

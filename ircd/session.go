@@ -64,6 +64,15 @@ func (s *Server) claim(c *client) bool {
 	info := c.info()
 	err := s.presence.Claim(ctx, info, "")
 	var held *state.HeldError
+	if errors.As(err, &held) && c.account != "" && s.leaving(held.Holder) {
+		deadline := time.NewTimer(leavingWait)
+		tick := time.NewTicker(time.Millisecond)
+		if s.released(held.Holder, deadline.C, tick.C) {
+			err = s.presence.Claim(ctx, info, "")
+		}
+		deadline.Stop()
+		tick.Stop()
+	}
 	if errors.As(err, &held) && c.account != "" {
 		cfg := s.conf()
 		old := held.Holder
@@ -73,7 +82,7 @@ func (s *Server) claim(c *client) bool {
 			err = s.presence.Claim(ctx, info, old.Session)
 		case cfg.DuplicatePing > 0:
 			if alive, perr := s.bus.Ping(ctx, old, cfg.DuplicatePing); perr == nil && !alive {
-				s.log.Info("session did not answer a PING; ended for a new login", "account", c.account, "addr", old.Host, "new_addr", c.host)
+				s.log.Info("session gone or not answering a PING; ended for a new login", "account", c.account, "addr", old.Host, "new_addr", c.host)
 				s.bus.End(ctx, old, "Ping timeout")
 				err = s.presence.Claim(ctx, info, old.Session)
 			}
@@ -154,8 +163,41 @@ func (h busHandler) Ping(who state.UserInfo, wait time.Duration) bool {
 	return c.answersPing(wait)
 }
 
+// released reports whether who lets go of its claim in presence before
+// deadline fires, looking again at each tick.
+func (s *Server) released(who state.UserInfo, deadline, tick <-chan time.Time) bool {
+	for {
+		if u, ok := s.presence.Lookup(who.Nick); !ok || u.Session != who.Session {
+			return true
+		}
+		select {
+		case <-deadline:
+			return false
+		case <-tick:
+		}
+	}
+}
+
+// leaving reports whether old, holding an account a login wants, is a
+// session of this node on its way out: quitting, or out of the session
+// table already while its cleanup lets go of the claim. A user who quits
+// and logs straight back in meets it: the ERROR and the closed socket
+// reach the client before that cleanup is done.
+func (s *Server) leaving(old state.UserInfo) bool {
+	if old.Node != s.node {
+		return false
+	}
+	c := s.session(old.Nick)
+	return c == nil || c.session != old.Session || c.quitMsg.Load() != nil
+}
+
+// leavingWait bounds how long a login waits for a leaving session's claim
+// (cleanup releases it before waiting for anything else).
+const leavingWait = 2 * time.Second
+
 // answersPing PINGs c and reports whether any line arrives from it within
-// wait. A live client answers in a round trip.
+// wait (false also if c, leaving, lets go of its account meanwhile). A
+// live client answers in a round trip.
 func (c *client) answersPing(wait time.Duration) bool {
 	// pingAt is what any line clears; if an idle PING is already out, its
 	// answer will do as well.
@@ -168,7 +210,11 @@ func (c *client) answersPing(wait time.Duration) bool {
 	for {
 		select {
 		case <-c.quitCh:
-			return true // leaving anyway; the new login is judged as usual
+			// Leaving anyway (a QUIT, say): its cleanup is about to let
+			// go of the account. Waiting for that, as long as a PING
+			// may take, lets a user who quits and logs straight back in
+			// have it instead of "already logged in".
+			return !c.srv.released(c.info(), deadline.C, tick.C)
 		case <-deadline.C:
 			return c.pingAt.Load() == 0
 		case <-tick.C:
