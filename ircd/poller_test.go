@@ -191,14 +191,7 @@ func TestLoopHandsOffLinesThatMayWaitInOrder(t *testing.T) {
 // the rest are read on later visits, and every line arrives in order.
 // The test claims alice's connection and makes the loop's visits itself.
 func TestLoopTakesAFewLinesPerVisit(t *testing.T) {
-	ts := startServer(t, withConfig(func(c *Config) { c.FloodRate = 0 }))
-	alice := ts.login("alice")
-	bob := ts.login("bob")
-	mailboxRead(t, ts, "bob")
-	c := ts.srv.session("alice")
-	if c.poll == nil {
-		t.Skip("no poller in this run")
-	}
+	alice, bob, c := polledPair(t)
 	waitFor(t, "alice's connection idle", c.claim)
 	const lines = 3*loopLines + 7
 	var text strings.Builder
@@ -250,17 +243,25 @@ func mailboxRead(t *testing.T, ts *testServer, nick string) {
 	})
 }
 
-// A pass that handled one line does not nap, so a client that waits for
-// each answer never waits for a nap; a pass that handled several does.
-func TestLoopNapsOnlyAfterSeveralLines(t *testing.T) {
+// polledPair logs alice and bob in (no flood control) and returns alice's
+// server-side client, skipping the test if it is not on the poller.
+func polledPair(t *testing.T) (alice, bob *testClient, c *client) {
+	t.Helper()
 	ts := startServer(t, withConfig(func(c *Config) { c.FloodRate = 0 }))
-	alice := ts.login("alice")
-	bob := ts.login("bob")
+	alice = ts.login("alice")
+	bob = ts.login("bob")
 	mailboxRead(t, ts, "bob")
-	c := ts.srv.session("alice")
+	c = ts.srv.session("alice")
 	if c.poll == nil {
 		t.Skip("no poller in this run")
 	}
+	return alice, bob, c
+}
+
+// A pass that handled one line does not nap, so a client that waits for
+// each answer never waits for a nap; a pass that handled several does.
+func TestLoopNapsOnlyAfterSeveralLines(t *testing.T) {
+	alice, bob, c := polledPair(t)
 	naps := func() (n int64) {
 		for _, l := range c.poll.loops {
 			n += l.naps.Load()
