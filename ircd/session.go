@@ -57,34 +57,34 @@ func newSessionID(node string, conn uint64) string {
 // claim applies the one-session rule. An account already logged in is
 // refused, unless on_duplicate = replace (the old session ends) or the old
 // session fails to answer a PING within duplicate_ping (it is taken for a
-// dead connection, a closed laptop or a lost network, and ended). A guest
-// whose nick is taken gets 433 and may pick another.
+// dead connection, a closed laptop or a lost network, and ended). A
+// session of this node that is leaving (leaving) is waited for instead.
+// A guest whose nick is taken gets 433 and may pick another.
 func (s *Server) claim(c *client) bool {
 	ctx := s.ctx
 	info := c.info()
 	err := s.presence.Claim(ctx, info, "")
 	var held *state.HeldError
-	if errors.As(err, &held) && c.account != "" && s.leaving(held.Holder) {
-		deadline := time.NewTimer(leavingWait)
-		tick := time.NewTicker(time.Millisecond)
-		if s.released(held.Holder, deadline.C, tick.C) {
-			err = s.presence.Claim(ctx, info, "")
-		}
-		deadline.Stop()
-		tick.Stop()
-	}
 	if errors.As(err, &held) && c.account != "" {
 		cfg := s.conf()
 		old := held.Holder
 		switch {
+		case s.leaving(old):
+			if s.awaitRelease(old) {
+				err = s.presence.Claim(ctx, info, "")
+			}
 		case cfg.OnDuplicate == "replace":
 			s.bus.End(ctx, old, "Logged in from elsewhere")
 			err = s.presence.Claim(ctx, info, old.Session)
 		case cfg.DuplicatePing > 0:
-			if alive, perr := s.bus.Ping(ctx, old, cfg.DuplicatePing); perr == nil && !alive {
-				s.log.Info("session gone or not answering a PING; ended for a new login", "account", c.account, "addr", old.Host, "new_addr", c.host)
+			alive, perr := s.bus.Ping(ctx, old, cfg.DuplicatePing)
+			switch {
+			case perr == nil && !alive:
+				s.log.Info("session did not answer a PING; ended for a new login", "account", c.account, "addr", old.Host, "new_addr", c.host)
 				s.bus.End(ctx, old, "Ping timeout")
 				err = s.presence.Claim(ctx, info, old.Session)
+			case s.leaving(old) && s.awaitRelease(old): // it quit meanwhile
+				err = s.presence.Claim(ctx, info, "")
 			}
 		}
 	}
@@ -163,17 +163,21 @@ func (h busHandler) Ping(who state.UserInfo, wait time.Duration) bool {
 	return c.answersPing(wait)
 }
 
-// released reports whether who lets go of its claim in presence before
-// deadline fires, looking again at each tick.
-func (s *Server) released(who state.UserInfo, deadline, tick <-chan time.Time) bool {
+// awaitRelease waits up to leavingWait for who to let go of its claim in
+// presence, and reports whether it did.
+func (s *Server) awaitRelease(who state.UserInfo) bool {
+	deadline := time.NewTimer(leavingWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
 	for {
 		if u, ok := s.presence.Lookup(who.Nick); !ok || u.Session != who.Session {
 			return true
 		}
 		select {
-		case <-deadline:
+		case <-deadline.C:
 			return false
-		case <-tick:
+		case <-tick.C:
 		}
 	}
 }
@@ -192,12 +196,11 @@ func (s *Server) leaving(old state.UserInfo) bool {
 }
 
 // leavingWait bounds how long a login waits for a leaving session's claim
-// (cleanup releases it before waiting for anything else).
+// (its cleanup releases it before waiting for anything else).
 const leavingWait = 2 * time.Second
 
 // answersPing PINGs c and reports whether any line arrives from it within
-// wait (false also if c, leaving, lets go of its account meanwhile). A
-// live client answers in a round trip.
+// wait. A live client answers in a round trip.
 func (c *client) answersPing(wait time.Duration) bool {
 	// pingAt is what any line clears; if an idle PING is already out, its
 	// answer will do as well.
@@ -210,11 +213,7 @@ func (c *client) answersPing(wait time.Duration) bool {
 	for {
 		select {
 		case <-c.quitCh:
-			// Leaving anyway (a QUIT, say): its cleanup is about to let
-			// go of the account. Waiting for that, as long as a PING
-			// may take, lets a user who quits and logs straight back in
-			// have it instead of "already logged in".
-			return !c.srv.released(c.info(), deadline.C, tick.C)
+			return true // leaving anyway; claim waits for it to let go
 		case <-deadline.C:
 			return c.pingAt.Load() == 0
 		case <-tick.C:
