@@ -13,12 +13,12 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"gopkg.in/irc.v4"
 
 	"github.com/lobbychat/ircd/accounts"
 	"github.com/lobbychat/ircd/state"
-	"unsafe"
 )
 
 // capability bits, read by other goroutines during fan-out.

@@ -31,11 +31,10 @@ type sendQueue struct {
 	done     chan struct{}
 
 	// own holds the lines copied in (pushCopy): a pooled buffer filled
-	// from the start; ownFull, the ones filled before it. All go back to
-	// the pool when the queue runs dry.
-	own     *[ownBufSize]byte
-	ownLen  int
-	ownFull []*[ownBufSize]byte
+	// from the start (its length is what is used); ownFull, the ones
+	// filled before it. All go back to the pool when the queue runs dry.
+	own     []byte
+	ownFull [][]byte
 
 	deferred *deferredFlush // where pushDeferred lists the queue (nil: flush at once)
 	listed   bool           // waiting in deferred's list
@@ -233,33 +232,33 @@ func (q *sendQueue) copyIn(line []byte) []byte {
 	if len(line) > ownBufSize/4 {
 		return append([]byte(nil), line...)
 	}
-	if q.own == nil || ownBufSize-q.ownLen < len(line) {
+	if cap(q.own)-len(q.own) < len(line) {
 		if q.own != nil {
 			q.ownFull = append(q.ownFull, q.own)
 		}
-		q.own, q.ownLen = ownBufs.Get().(*[ownBufSize]byte), 0
+		q.own = ownBufs.Get().(*[ownBufSize]byte)[:0]
 	}
-	dst := q.own[q.ownLen : q.ownLen+len(line) : q.ownLen+len(line)]
-	copy(dst, line)
-	q.ownLen += len(line)
-	return dst
+	start := len(q.own)
+	q.own = append(q.own, line...)
+	return q.own[start:len(q.own):len(q.own)]
 }
 
-// dropOwn gives q's own buffer back to the pool; q.mu is held, and no
-// queued line or write in progress refers to the buffer any more (the
-// queue is dry and its flusher done with what it wrote).
+// dropOwn gives q's own buffers back to the pool; q.mu is held, and no
+// queued line or write in progress refers to them any more (the queue is
+// dry and its flusher done with what it wrote).
 func (q *sendQueue) dropOwn() {
 	if q.own == nil {
 		return
 	}
-	ownBufs.Put(q.own)
-	q.own, q.ownLen = nil, 0
-	for i, b := range q.ownFull {
-		ownBufs.Put(b)
-		q.ownFull[i] = nil
+	putOwn(q.own)
+	for _, b := range q.ownFull {
+		putOwn(b)
 	}
-	q.ownFull = q.ownFull[:0]
+	clear(q.ownFull)
+	q.own, q.ownFull = nil, q.ownFull[:0]
 }
+
+func putOwn(b []byte) { ownBufs.Put((*[ownBufSize]byte)(b[:ownBufSize])) }
 
 func getLines() [][]byte {
 	if p, ok := lineSlices.Get().(*[][]byte); ok {
