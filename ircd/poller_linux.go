@@ -288,7 +288,7 @@ func (l *evLoop) run(rc syscall.RawConn) {
 		}
 		l.mu.Unlock()
 		n = 0
-		lines, passTotal, visits := 0, 0, len(todo)
+		lines, passTotal := 0, 0
 		for i, c := range todo {
 			todo[i] = nil
 			more, handled := c.loopPump(l.batch)
@@ -302,7 +302,11 @@ func (l *evLoop) run(rc syscall.RawConn) {
 			}
 		}
 		l.batch.flush()
-		if len(again) == 0 && shouldNap(passTotal, visits) {
+		// A pass of one line does not nap: a lone message, or a client
+		// that waits for each answer (a bot, a test), never waits for
+		// one. Nor does a loop that is behind: some connection then still
+		// has lines when the pass ends (again).
+		if passTotal > 1 && len(again) == 0 {
 			l.naps.Add(1)
 			nap(loopNap)
 		}
@@ -319,19 +323,6 @@ func (l *evLoop) run(rc syscall.RawConn) {
 // per message by a fifth to a quarter, at the same throughput. Lines
 // that arrive during a nap wait for its end; nothing else does.
 const loopNap = 500 * time.Microsecond
-
-// napFullVisit is the lines per connection visited above which a pass
-// does not nap: the connections had a backlog already, so the loop is
-// the bottleneck and a nap would only idle.
-const napFullVisit = loopLines / 2
-
-// shouldNap reports whether a pass that handled lines over visits
-// connections, none of which has lines left, should end with a nap. A
-// pass of one line does not: a lone message, or a client that waits for
-// each answer (a bot, a test), never waits for a nap.
-func shouldNap(lines, visits int) bool {
-	return lines > 1 && lines < visits*napFullVisit
-}
 
 // nap lets other goroutines run and then, for what is left of d, sleeps
 // on the loop's thread. Not time.Sleep: every line that arrives meanwhile
